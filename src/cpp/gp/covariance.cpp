@@ -1,0 +1,61 @@
+#include "gp/covariance.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gprdimer {
+
+Eigen::MatrixXd assemble_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
+                                    double noise) {
+  const int m = kernel.block_size();
+  const int M = static_cast<int>(obs.size());
+  Eigen::MatrixXd K(M * m, M * m);
+  for (int a = 0; a < M; ++a)
+    for (int b = a; b < M; ++b) {
+      kernel.block(*obs[a], *obs[b], K.block(a * m, b * m, m, m));
+      if (b != a) K.block(b * m, a * m, m, m) = K.block(a * m, b * m, m, m).transpose();
+    }
+  K.diagonal().array() += noise;
+  return K;
+}
+
+Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries) {
+  Factor out;
+  const double base = 1e-8 * std::max(1.0, K.diagonal().mean());
+  Eigen::LLT<Eigen::MatrixXd> llt;
+  for (int attempt = 0; attempt < max_tries; ++attempt) {
+    const double jitter = attempt == 0 ? 0.0 : base * std::pow(10.0, attempt - 1);
+    if (jitter == 0.0) {
+      llt.compute(K);
+    } else {
+      Eigen::MatrixXd Kj = K;
+      Kj.diagonal().array() += jitter;
+      llt.compute(Kj);
+    }
+    if (llt.info() == Eigen::Success) {
+      out.L = llt.matrixL();
+      out.jitter = jitter;
+      out.ok = true;
+      return out;
+    }
+  }
+  return out;
+}
+
+bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C) {
+  const Eigen::Index n = factor.L.rows(), m = C.rows();
+  C.diagonal().array() += factor.jitter;
+  const Eigen::MatrixXd L21t = factor.L.triangularView<Eigen::Lower>().solve(B);  // n x m
+  C.noalias() -= L21t.transpose() * L21t;
+  Eigen::LLT<Eigen::MatrixXd> llt(C);
+  if (llt.info() != Eigen::Success) return false;
+  Eigen::MatrixXd L(n + m, n + m);
+  L.topLeftCorner(n, n) = factor.L;
+  L.topRightCorner(n, m).setZero();
+  L.bottomLeftCorner(m, n) = L21t.transpose();
+  L.bottomRightCorner(m, m) = llt.matrixL();
+  factor.L.swap(L);
+  return true;
+}
+
+}  // namespace gprdimer

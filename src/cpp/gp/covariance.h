@@ -1,0 +1,29 @@
+#pragma once
+// Assembly of the joint energy+gradient covariance (point-major) and its robust Cholesky factor.
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "gp/kernel.h"
+
+namespace gprdimer {
+
+// K + noise*I over the observations, point-major: [E_1, g_1, E_2, g_2, ...].
+Eigen::MatrixXd assemble_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
+                                    double noise);
+
+// Lower Cholesky factor with escalating jitter: none first, then 1e-8*max(1, mean diag), x10 per
+// retry. ok is false when every try failed; jitter is what was added to the diagonal.
+struct Factor {
+  Eigen::MatrixXd L;
+  double jitter = 0.0;
+  bool ok = false;
+};
+Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries = 8);
+
+// Extends the factor of K by the rows/columns [B; C] of one new observation (B: n x m cross
+// covariance, C: m x m block with noise). Returns false (factor untouched) when the new diagonal
+// block is not positive definite, so that the caller can refactor from scratch.
+bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C);
+
+}  // namespace gprdimer

@@ -1,0 +1,213 @@
+#include "gp/gaussian_process.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "gp/subset.h"
+
+namespace gprdimer {
+
+GaussianProcess::GaussianProcess(InverseDistances geometry, GPSettings settings)
+    : geometry_(std::move(geometry)), settings_(settings) {}
+
+void GaussianProcess::add(const PositionsRef& positions, double energy, const PositionsRef& forces) {
+  if (!std::isfinite(energy)) throw std::invalid_argument("energy is not finite");
+  if (forces.rows() != geometry_.n_atoms())
+    throw std::invalid_argument("forces have " + std::to_string(forces.rows()) + " rows for " +
+                                std::to_string(geometry_.n_atoms()) + " atoms");
+  if (!positions.allFinite()) throw std::invalid_argument("positions are not finite");
+  const Eigen::VectorXd g = -geometry_.moving_coordinates(forces);
+  if (!g.allFinite()) throw std::invalid_argument("forces are not finite");
+  Features feat = geometry_.compute(positions);
+
+  configs_.emplace_back(positions);
+  features_.push_back(std::move(feat));
+  energies_.push_back(energy);
+  gradients_.push_back(g);
+
+  if (!model_ready_) return;
+  // Fixed hyperparameters: extend the factor by the new rows instead of refactorising.
+  const Kernel kernel(geometry_, log_w_, sigma_c2_);
+  const int m = kernel.block_size();
+  const int M = n_observations();
+  Eigen::MatrixXd B(m * (M - 1), m), C(m, m);
+  for (int a = 0; a < M - 1; ++a) kernel.block(features_[a], features_.back(), B.block(a * m, 0, m, m));
+  kernel.block(features_.back(), features_.back(), C);
+  C.diagonal().array() += settings_.prior.noise;
+  if (append_to_factor(factor_, B, C)) {
+    refresh_weights();
+  } else {
+    rebuild();
+  }
+}
+
+Eigen::VectorXd GaussianProcess::targets(const std::vector<int>& subset) const {
+  const int m = geometry_.dims() + 1;
+  Eigen::VectorXd y(m * subset.size());
+  for (size_t s = 0; s < subset.size(); ++s) {
+    y[s * m] = energies_[subset[s]] - energies_.front();
+    y.segment(s * m + 1, m - 1) = gradients_[subset[s]];
+  }
+  return y;
+}
+
+TrainingData GaussianProcess::training_data(const std::vector<int>& subset) const {
+  TrainingData td;
+  td.geometry = &geometry_;
+  Eigen::VectorXd e(subset.size());
+  for (size_t s = 0; s < subset.size(); ++s) {
+    td.obs.push_back(&features_[subset[s]]);
+    e[s] = energies_[subset[s]] - energies_.front();
+  }
+  td.y = targets(subset);
+  td.sigma_c2 = sigma_c2_;
+  td.scales = prior_scales(td.obs, e);
+  return td;
+}
+
+double GaussianProcess::objective(const Eigen::VectorXd& log_w, Eigen::VectorXd* grad) const {
+  if (features_.empty()) throw std::runtime_error("the GP has no observations");
+  std::vector<int> all(n_observations());
+  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  return map_objective(training_data(all), settings_.prior, log_w, grad);
+}
+
+void GaussianProcess::ensure_hyperparameters() {
+  if (features_.empty()) throw std::runtime_error("the GP has no observations");
+  if (have_hyperparameters_) return;
+  std::vector<int> all(n_observations());
+  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  double mean = 0.0;
+  for (double e : energies_) mean += e - energies_.front();
+  mean /= static_cast<double>(energies_.size());
+  sigma_c2_ = std::max(1.0, mean * mean);
+  log_w_ = initial_log_hyperparameters(training_data(all).scales, geometry_.n_types());
+  have_hyperparameters_ = true;
+}
+
+TrainingReport GaussianProcess::train() {
+  if (features_.empty()) throw std::runtime_error("train() needs at least one observation");
+  const int M = n_observations();
+  double mean = 0.0;
+  for (double e : energies_) mean += e - energies_.front();
+  mean /= M;
+  sigma_c2_ = std::max(1.0, mean * mean);
+
+  TrainingReport report;
+  const int k = settings_.training_subset;
+  if (k > 0 && k < M) {
+    report.subset = farthest_point_subset(configs_, geometry_.symbols(), k, settings_.latest);
+  } else {
+    for (int i = 0; i < M; ++i) report.subset.push_back(i);
+  }
+  const TrainingData td = training_data(report.subset);
+  const Objective f = [&](const Eigen::VectorXd& w, Eigen::VectorXd& g) {
+    return map_objective(td, settings_.prior, w, &g);
+  };
+  Eigen::VectorXd start = have_hyperparameters_
+                              ? log_w_
+                              : initial_log_hyperparameters(td.scales, geometry_.n_types());
+  SCGResult res = scaled_conjugate_gradient(f, start, settings_.scg);
+  if (res.failed && res.evaluations == 1 && have_hyperparameters_) {
+    // The warm start is unusable (barrier crossed, factor failed): restart from the data.
+    report.reinitialised = true;
+    res = scaled_conjugate_gradient(f, initial_log_hyperparameters(td.scales, geometry_.n_types()),
+                                    settings_.scg);
+  }
+  report.iterations = res.iterations;
+  report.evaluations = res.evaluations;
+  report.converged = res.converged;
+  report.failed = res.failed;
+  report.objective = res.value;
+  if (std::isfinite(res.value)) {
+    log_w_ = res.x;
+    have_hyperparameters_ = true;
+  } else {
+    ensure_hyperparameters();
+  }
+  rebuild();
+  return report;
+}
+
+void GaussianProcess::set_log_hyperparameters(const Eigen::VectorXd& log_w) {
+  if (log_w.size() != 1 + geometry_.n_types())
+    throw std::invalid_argument("expected " + std::to_string(1 + geometry_.n_types()) +
+                                " log hyperparameters, got " + std::to_string(log_w.size()));
+  if (!log_w.allFinite()) throw std::invalid_argument("log hyperparameters are not finite");
+  log_w_ = log_w;
+  have_hyperparameters_ = true;
+  model_ready_ = false;
+}
+
+void GaussianProcess::set_sigma_c2(double value) {
+  if (!(value > 0.0) || !std::isfinite(value))
+    throw std::invalid_argument("sigma_c2 must be positive and finite");
+  sigma_c2_ = value;
+  model_ready_ = false;
+}
+
+void GaussianProcess::reset_hyperparameters() {
+  have_hyperparameters_ = false;
+  model_ready_ = false;
+}
+
+void GaussianProcess::rebuild() {
+  ensure_hyperparameters();
+  const Kernel kernel(geometry_, log_w_, sigma_c2_);
+  std::vector<const Features*> obs;
+  for (const auto& f : features_) obs.push_back(&f);
+  factor_ = robust_cholesky(assemble_covariance(kernel, obs, settings_.prior.noise));
+  if (!factor_.ok) {
+    model_ready_ = false;
+    throw std::runtime_error("covariance matrix is not positive definite even with jitter");
+  }
+  refresh_weights();
+}
+
+void GaussianProcess::refresh_weights() {
+  std::vector<int> all(n_observations());
+  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  alpha_ = factor_.L.transpose().triangularView<Eigen::Upper>().solve(
+      factor_.L.triangularView<Eigen::Lower>().solve(targets(all)));
+  const int m = geometry_.dims() + 1;
+  c_.resize(n_observations());
+  for (int b = 0; b < n_observations(); ++b)
+    c_[b] = geometry_.j_times(features_[b], alpha_.segment(b * m + 1, m - 1));
+  model_ready_ = true;
+}
+
+double GaussianProcess::evaluate(const PositionsRef& positions, Eigen::VectorXd& gradient,
+                                 double* variance) {
+  if (!model_ready_) rebuild();
+  const Kernel kernel(geometry_, log_w_, sigma_c2_);
+  const Features star = geometry_.compute(positions);
+  const int m = geometry_.dims() + 1;
+  const int M = n_observations();
+  const Eigen::VectorXd& theta2 = kernel.theta2_per_pair();
+  Eigen::VectorXd gf = Eigen::VectorXd::Zero(geometry_.n_pairs());
+  Eigen::VectorXd delta, u, kstar;
+  if (variance) kstar.resize(m * M);
+  double energy = 0.0;
+  for (int b = 0; b < M; ++b) {
+    const double k = kernel.squared_exponential(star, features_[b], delta, u);
+    const double aE = alpha_[b * m];
+    const double uc = u.dot(c_[b]);
+    energy += (sigma_c2_ + k) * aE + 2.0 * k * uc;
+    if (k != 0.0) gf += 2.0 * k * (theta2.cwiseProduct(c_[b]) - (aE + 2.0 * uc) * u);
+    if (variance) {
+      kstar[b * m] = sigma_c2_ + k;
+      auto seg = kstar.segment(b * m + 1, m - 1);
+      seg.setZero();
+      geometry_.add_jt(features_[b], u, 2.0 * k, seg);
+    }
+  }
+  gradient = Eigen::VectorXd::Zero(geometry_.dims());
+  geometry_.add_jt(star, gf, 1.0, gradient);
+  if (variance) {
+    const Eigen::VectorXd v = factor_.L.triangularView<Eigen::Lower>().solve(kstar);
+    *variance = std::max(0.0, sigma_c2_ + kernel.sigma_m2() - v.squaredNorm());
+  }
+  return energy + energies_.front();
+}
+
+}  // namespace gprdimer
