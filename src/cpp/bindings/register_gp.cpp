@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "gp/gaussian_process.h"
+#include "gp/kernel.h"
 #include "gp/subset.h"
 
 namespace py = pybind11;
@@ -104,6 +105,19 @@ void register_gp(py::module_& m) {
         return py::make_tuple(feat.f, J);
       },
       py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"), py::arg("positions"));
+  m.def(
+      "covariance_block",
+      [](std::vector<std::string> symbols, std::vector<bool> fixed, const Eigen::Matrix3d& cell,
+         std::array<bool, 3> pbc, const Eigen::VectorXd& log_w, double sigma_c2,
+         const PositionsRef& xa, const PositionsRef& xb) {
+        const InverseDistances geom = make_geometry(std::move(symbols), std::move(fixed), cell, pbc);
+        const Kernel kernel(geom, log_w, sigma_c2);
+        Eigen::MatrixXd out(kernel.block_size(), kernel.block_size());
+        kernel.block(geom.compute(xa), geom.compute(xb), out);
+        return out;
+      },
+      py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"), py::arg("log_w"),
+      py::arg("sigma_c2"), py::arg("xa"), py::arg("xb"));
   m.def("transport_distance", &transport_distance, py::arg("xa"), py::arg("xb"), py::arg("symbols"));
   m.def("farthest_point_subset", &farthest_point_subset, py::arg("configurations"),
         py::arg("symbols"), py::arg("k"), py::arg("latest"));

@@ -21,6 +21,7 @@ Eigen::MatrixXd assemble_covariance(const Kernel& kernel, const std::vector<cons
 
 Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries) {
   Factor out;
+  if (!K.allFinite()) return out;  // LLT would not notice: it only checks the pivots' signs
   const double base = 1e-8 * std::max(1.0, K.diagonal().mean());
   Eigen::LLT<Eigen::MatrixXd> llt;
   for (int attempt = 0; attempt < max_tries; ++attempt) {
@@ -32,7 +33,7 @@ Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries) {
       Kj.diagonal().array() += jitter;
       llt.compute(Kj);
     }
-    if (llt.info() == Eigen::Success) {
+    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().allFinite()) {
       out.L = llt.matrixL();
       out.jitter = jitter;
       out.ok = true;

@@ -54,6 +54,7 @@ class GaussianProcess {
   int n_observations() const { return static_cast<int>(features_.size()); }
   const InverseDistances& geometry() const { return geometry_; }
   const std::vector<Positions>& configurations() const { return configs_; }
+  const std::vector<Features>& features() const { return features_; }
   const GPSettings& settings() const { return settings_; }
 
  private:

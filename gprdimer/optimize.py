@@ -1,0 +1,461 @@
+"""Saddle searches as ASE optimizers: GPRDimer (dimer on a GP surrogate) and the plain Dimer.
+
+Both own their run loop instead of relying on ASE's `irun`, whose per-step call sequence changed
+between ASE 3.23, 3.26 and 3.28; everything else (logfile, observers, `run(fmax, steps)`,
+context manager) is ASE's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import Trajectory
+from ase.optimize.optimize import Optimizer
+
+from . import _core
+from .errors import GPError, InputError
+from .gp import GaussianProcess, fixed_mask
+from .modes import initial_mode
+
+__all__ = ["GPRDimer", "Dimer", "SearchResult"]
+
+_METRICS = ("fmax", "norm")
+
+
+@dataclass
+class SearchResult:
+    """What a saddle search ended with. `calls` counts every electronic-structure evaluation."""
+
+    converged: bool = False
+    stop_reason: str = "not started"
+    calls: int = 0
+    outer_iterations: int = 0
+    energy: float = math.nan
+    fmax: float = math.nan
+    force_norm: float = math.nan
+    curvature: float = math.nan
+    mode: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    wall_time: float = 0.0
+    gp_time: float = 0.0
+
+
+class _Stop(Exception):
+    """Ends a search with a stop reason; what was evaluated so far is kept."""
+
+
+def _fmax(forces):
+    return float(np.sqrt((forces**2).sum(axis=1)).max())
+
+
+class _SaddleSearch(Optimizer):
+    """Shared outer loop: true evaluations, trajectory, convergence with curvature, result."""
+
+    def __init__(self, atoms, mode=None, trajectory=None, logfile="-", *, metric="fmax",
+                 separation=0.01, max_energy_rise=10.0, seed=706253457, **kwargs):
+        if metric not in _METRICS:
+            raise InputError(f"metric must be one of {_METRICS}, got {metric!r}")
+        if not separation > 0:
+            raise InputError(f"separation must be positive, got {separation}")
+        if atoms.calc is None:
+            raise InputError("atoms have no calculator attached")
+        self.metric = metric
+        self.separation = float(separation)
+        self.max_energy_rise = float(max_energy_rise)
+        self.seed = seed
+        self._mode_spec = mode
+        self._trajectory_path = trajectory
+        Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None, **kwargs)
+        self.fixed = np.array(fixed_mask(len(atoms), _fixed_indices(atoms) or None))
+        self.result = SearchResult()
+        self._traj = None
+        self._started = False
+        self._t0 = None
+
+    # --- evaluations -------------------------------------------------------------------------
+    def _evaluate(self, positions):
+        """One electronic-structure call at `positions`; written to the trajectory."""
+        self.atoms.positions = positions
+        try:
+            energy = float(self.atoms.get_potential_energy())
+            forces = np.array(self.atoms.get_forces())
+        except Exception as exc:  # any calculator fault ends the search, keeping what we have
+            self.result.calls += 1
+            raise _Stop(f"calculator failure: {type(exc).__name__}: {exc}") from exc
+        self.result.calls += 1
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+            raise _Stop("calculator failure: non-finite energy or forces")
+        if self._traj is not None:
+            snap = self.atoms.copy()
+            snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
+            self._traj.write(snap)
+        return energy, forces
+
+    def _force_measure(self, forces):
+        return _fmax(forces) if self.metric == "fmax" else float(np.linalg.norm(forces))
+
+    def _moving(self, arr):
+        return np.asarray(arr)[~self.fixed].ravel()
+
+    def _full(self, vec):
+        out = np.zeros((len(self.atoms), 3))
+        out[~self.fixed] = np.asarray(vec).reshape(-1, 3)
+        return out
+
+    def _record(self, positions, energy, forces, curvature, mode):
+        r = self.result
+        r.positions, r.energy = np.array(positions), energy
+        r.fmax, r.force_norm = _fmax(forces), float(np.linalg.norm(forces))
+        r.curvature, r.mode = curvature, np.array(mode)
+
+    # --- ASE optimizer protocol -------------------------------------------------------------
+    def todict(self):
+        d = super().todict()
+        d.update(metric=self.metric, separation=self.separation)
+        return d
+
+    def converged(self, *args, **kwargs):
+        return self.result.converged
+
+    def gradient_converged(self, *args, **kwargs):
+        return self.result.converged
+
+    def log(self, *args, **kwargs):
+        if self.logfile is None:
+            return
+        r = self.result
+        if self.nsteps == 0:
+            self.logfile.write(f"{'':>12s} {'step':>5s} {'calls':>5s} {'time':>8s} {'energy':>15s} "
+                               f"{'fmax':>9s} {'|F|':>9s} {'curv':>9s}  note\n")
+        self.logfile.write(f"{type(self).__name__:>12s} {self.nsteps:5d} {r.calls:5d} "
+                           f"{time.time() - self._t0:8.2f} {r.energy:15.6f} {r.fmax:9.4f} "
+                           f"{r.force_norm:9.4f} {r.curvature:9.3f}  {self._note}\n")
+        if hasattr(self.logfile, "flush"):
+            self.logfile.flush()
+
+    def irun(self, fmax=0.01, steps=300):
+        if not (fmax > 0 and math.isfinite(fmax)):
+            raise InputError(f"fmax must be a positive number, got {fmax}")
+        if int(steps) < 1:
+            raise InputError(f"steps must be at least 1, got {steps}")
+        self.fmax = float(fmax)
+        self.max_steps = self.nsteps + int(steps)
+        self._t0 = time.time() - self.result.wall_time
+        if self._trajectory_path is not None and self._traj is None:
+            self._traj = self.closelater(Trajectory(self._trajectory_path, "a" if self._started else "w"))
+        self._note = "start"
+        try:
+            if not self._started:
+                self._started = True
+                self._start()
+            self._finish_time()
+            self.log()
+            self.call_observers()
+            yield self.result.converged
+            while not self.result.converged and self.nsteps < self.max_steps:
+                self._note = ""
+                self.step()
+                self.nsteps += 1
+                self.result.outer_iterations = self.nsteps
+                self._check_energy()
+                self._finish_time()
+                self.log()
+                self.call_observers()
+                yield self.result.converged
+            if self.result.converged:
+                self.result.stop_reason = "converged"
+            else:
+                self.result.stop_reason = "max iterations"
+        except _Stop as stop:
+            self.result.converged = False
+            self.result.stop_reason = str(stop)
+            self._finish_time()
+            self._note = str(stop)
+            self.log()
+            yield False
+
+    def run(self, fmax=0.01, steps=300):
+        """Runs the search; returns True only at a verified first-order saddle."""
+        converged = False
+        for converged in self.irun(fmax=fmax, steps=steps):
+            pass
+        return converged
+
+    def _finish_time(self):
+        self.result.wall_time = time.time() - self._t0
+
+    def _check_energy(self):
+        if self.result.energy - self._e_start > self.max_energy_rise:
+            raise _Stop(f"energy rise: {self.result.energy - self._e_start:.2f} eV above the start")
+
+    # --- shared pieces of the start and of the convergence test ------------------------------
+    def _initial_mode(self):
+        displacement, mode = initial_mode(self.atoms, self._mode_spec, fixed=self.fixed,
+                                          seed=self.seed)
+        return self.atoms.positions + displacement, mode
+
+    def _verified(self, x, g0, tau):
+        """(converged, image): the force criterion holds at x and the true curvature along tau
+        is negative.
+
+        The curvature costs one true evaluation at image 1, returned as (positions, energy,
+        forces); it is what keeps a search from reporting a minimum as a saddle.
+        """
+        if self._force_measure(self._full(-g0)) >= self.fmax:
+            return False, None
+        positions = self._full(x + self.separation * tau) + self._fixed_positions()
+        e1, f1 = self._evaluate(positions)
+        c = float(np.dot(-self._moving(f1) - g0, tau) / self.separation)
+        self.result.curvature = c
+        return c < 0.0, (positions, e1, f1)
+
+    def _restore_midpoint(self, positions, energy, forces):
+        """Leaves atoms at the midpoint with its results cached, so reading them costs no call."""
+        self.atoms.positions = positions
+        calc = self.atoms.calc
+        if hasattr(calc, "results") and hasattr(calc, "atoms"):
+            calc.atoms = self.atoms.copy()
+            calc.results = {"energy": energy, "forces": np.array(forces)}
+
+    def _fixed_positions(self):
+        out = np.zeros((len(self.atoms), 3))
+        out[self.fixed] = self._x_start[self.fixed]
+        return out
+
+
+def _fixed_indices(atoms):
+    from ase.constraints import FixAtoms
+
+    return [int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()]
+
+
+class GPRDimer(_SaddleSearch):
+    """Dimer saddle search on a Gaussian-process surrogate: one true call per outer iteration.
+
+    Parameters (defaults in brackets; docs/parameters.md gives the reasons)
+    ----------
+    atoms : ase.Atoms with a calculator; FixAtoms atoms stay put and enter the kernel as fixed
+        reference points; with a periodic cell distances use the minimum image.
+    mode : initial orientation: an (N, 3) array, 'random' (the paper's seeded displacement of the
+        least-coordinated atom and its neighbours) or 'hessian' (lowest mode of a model Hessian).
+        ['random']
+    metric : 'fmax' (largest per-atom force, as ASE and Sella) or 'norm' (2-norm of the whole
+        force vector, as the paper). ['fmax']
+    separation : midpoint to image-1 distance, Å. [0.01]
+    initial_rotations : passes of rotations with a true image evaluation each. [1]
+    initial_angle : rotation angle (rad) below which the initial rotations stop. [0.0873]
+    rotation_method : 'lbfgs' or 'cg' on the GP. ['lbfgs']
+    max_rotations, rotation_angle : GP rotations per translation and their angle tolerance.
+        [10, 0.01]
+    max_inner_iterations : GP steps per outer iteration. [200]
+    divisor : the inner loop stops at max(last true fmax / divisor, fmax / 10). [10]
+    max_step, convex_step : translation cap and uphill step at positive curvature, Å. [0.05, 0.1]
+    ratio_at_limit : distance-ratio trust window and per-atom step limiter. [2/3]
+    trust : 'ratio' (every distance within ratio..1/ratio of one observation), 'transport' (the
+        adaptive per-element transport radius of the OT-GP variant) or 'both'. ['ratio']
+    max_variance : stop the inner loop where the GP energy variance exceeds this (eV²); 0 = off.
+    training_subset : hyperparameters are trained on at most this many observations
+        (farthest-point sampling); all of them stay in the model. [10]
+    noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
+    max_energy_rise : stop when the energy rises this far above the start, eV. [10]
+    seed : seed of the 'random' initial mode. [706253457]
+    """
+
+    def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, metric="fmax",
+                 separation=0.01, initial_rotations=1, initial_angle=0.0873,
+                 rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
+                 trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
+                 convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="ratio", max_variance=0.0,
+                 training_subset=10, noise=1e-5, prior_dof=28.0, variance_barrier=False,
+                 max_energy_rise=10.0, seed=706253457, **kwargs):
+        super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
+                         max_energy_rise=max_energy_rise, seed=seed, **kwargs)
+        if trust not in ("ratio", "transport", "both"):
+            raise InputError(f"trust must be 'ratio', 'transport' or 'both', got {trust!r}")
+        if rotation_method not in ("lbfgs", "cg"):
+            raise InputError(f"rotation_method must be 'lbfgs' or 'cg', got {rotation_method!r}")
+        self.initial_rotations = int(initial_rotations)
+        self.initial_angle = float(initial_angle)
+        self.divisor = float(divisor)
+        self.trust = trust
+        self.gp = GaussianProcess.from_atoms(atoms, noise=noise, prior_dof=prior_dof,
+                                             variance_barrier=variance_barrier,
+                                             training_subset=training_subset)
+        s = _core.InnerSettings()
+        s.max_iterations = int(max_inner_iterations)
+        s.rotation.max_rotations = int(max_rotations)
+        s.rotation.converged_angle = float(rotation_angle)
+        s.rotation.separation = self.separation
+        s.rotation.trial_angle = float(trial_angle)
+        s.rotation.method = getattr(_core.RotationMethod, rotation_method)
+        s.translation.max_step = float(max_step)
+        s.translation.convex_step = float(convex_step)
+        s.translation.ratio_at_limit = float(ratio_at_limit)
+        s.ratio_trust = trust in ("ratio", "both")
+        s.max_variance = float(max_variance)
+        self.inner = s
+        self._initial_rotation = _core.RotationSettings()
+        self._initial_rotation.max_rotations = int(max_inner_iterations)
+        self._initial_rotation.converged_angle = min(0.01, 0.1 * self.initial_angle)
+        self._initial_rotation.separation = self.separation
+        self._initial_rotation.trial_angle = float(trial_angle)
+        self._initial_rotation.method = s.rotation.method
+
+    def todict(self):
+        d = super().todict()
+        d.update(trust=self.trust, divisor=self.divisor, initial_rotations=self.initial_rotations)
+        return d
+
+    def _add(self, positions, energy, forces):
+        try:
+            self.gp.add(positions, energy, forces)
+        except GPError as exc:
+            raise _Stop(f"GP failure: {exc}") from exc
+
+    def _train(self):
+        t = time.perf_counter()
+        try:
+            self.gp.train()
+        except GPError as exc:
+            raise _Stop(f"GP failure: {exc}") from exc
+        self.result.gp_time += time.perf_counter() - t
+
+    def _start(self):
+        x_start, tau = self._initial_mode()
+        self._x_start = x_start
+        e0, f0 = self._evaluate(x_start)
+        self._e_start = e0
+        self._add(x_start, e0, f0)
+        tau = self._moving(tau)
+        x0, g0 = self._moving(x_start), -self._moving(f0)
+        e1, f1 = self._evaluate(x_start + self._full(self.separation * tau))
+        self._add(self.atoms.positions, e1, f1)
+        g1 = -self._moving(f1)
+        for _ in range(self.initial_rotations):
+            angle = _core.estimated_rotation_angle(g0, g1, tau, self.separation)
+            if angle < self.initial_angle:
+                break
+            self._train()
+            t = time.perf_counter()
+            rot = _core.rotate_on_surrogate(self.gp._impl, x_start, tau, self._initial_rotation)
+            self.result.gp_time += time.perf_counter() - t
+            if rot.rotations == 0:
+                break
+            change = math.acos(min(1.0, abs(float(np.dot(rot.tau, tau)))))
+            tau = np.array(rot.tau)
+            e1, f1 = self._evaluate(x_start + self._full(self.separation * tau))
+            self._add(self.atoms.positions, e1, f1)
+            g1 = -self._moving(f1)
+            if change < self.initial_angle:
+                break
+        curvature = float(np.dot(g1 - g0, tau) / self.separation)
+        self._initial = (x_start, tau)
+        self._latest_converged = None
+        self._last_g = g0
+        self._tau = tau
+        self.atoms.positions = x_start
+        self._record(x_start, e0, f0, curvature, self._full(tau))
+        if self._force_measure(f0) < self.fmax and curvature < 0:
+            self.result.converged = True
+        # the last call was at image 1: restore the midpoint as the atoms' current state
+        self._restore_midpoint(x_start, e0, f0)
+
+    def step(self, *args, **kwargs):
+        self._train()
+        s = self.inner
+        s.force_tolerance = max(_fmax(self._full(-self._last_g)) / self.divisor, self.fmax / 10.0)
+        if self.trust in ("transport", "both"):
+            s.trust_radius = _adaptive_trust_radius(self.gp.n_observations, len(self.atoms))
+        start_x, start_tau = self._latest_converged or self._initial
+        t = time.perf_counter()
+        inner = _core.relax_on_surrogate(self.gp._impl, start_x, start_tau, s)
+        self.result.gp_time += time.perf_counter() - t
+        self._note = f"GP: {inner.stop}, {inner.iterations} steps"
+        x = np.array(inner.positions)
+        tau = np.array(inner.tau)
+        if inner.stop == "converged":
+            self._latest_converged = (x, tau)
+        energy, forces = self._evaluate(x)
+        self._add(x, energy, forces)
+        g0 = -self._moving(forces)
+        self._last_g = g0
+        self._record(x, energy, forces, float(inner.curvature), self._full(tau))
+        ok, image = self._verified(self._moving(x), g0, tau)
+        if image is not None:
+            self._add(*image)
+        self.result.converged = ok
+        self._restore_midpoint(x, energy, forces)
+
+
+def _adaptive_trust_radius(n_observations, n_atoms):
+    """The OT-GP rule: grows with the data, capped by a size-dependent ceiling (Å)."""
+    grown = 0.15 + 0.35 * (1.0 - math.exp(-math.log(2.0) * n_observations / 50.0))
+    return min(grown, max(0.25, 1.3 / math.sqrt(n_atoms)))
+
+
+class Dimer(_SaddleSearch):
+    """The classical dimer on the true surface: CG rotations, L-BFGS translations.
+
+    Every rotation and translation uses the same C++ code as the GP inner loop; each image
+    evaluation is a true call. Parameters as GPRDimer where they share a name; `max_rotations`
+    [10] and `rotation_angle` [0.0873, 5 degrees] bound the rotations per step.
+    """
+
+    def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, metric="fmax",
+                 separation=0.01, rotation_method="cg", max_rotations=10, rotation_angle=0.0873,
+                 trial_angle=0.05, max_step=0.05, convex_step=0.1, memory=25,
+                 max_energy_rise=10.0, seed=706253457, **kwargs):
+        super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
+                         max_energy_rise=max_energy_rise, seed=seed, **kwargs)
+        if rotation_method not in ("lbfgs", "cg"):
+            raise InputError(f"rotation_method must be 'lbfgs' or 'cg', got {rotation_method!r}")
+        r = _core.RotationSettings()
+        r.max_rotations = int(max_rotations)
+        r.converged_angle = float(rotation_angle)
+        r.separation = self.separation
+        r.trial_angle = float(trial_angle)
+        r.method = getattr(_core.RotationMethod, rotation_method)
+        self.rotation = r
+        t = _core.TranslationSettings()
+        t.max_step = float(max_step)
+        t.convex_step = float(convex_step)
+        t.memory = int(memory)
+        self._translation = t
+
+    def _surface(self, x):
+        energy, forces = self._evaluate(self._full(x) + self._fixed_positions())
+        return energy, -self._moving(forces)
+
+    def _start(self):
+        x_start, tau = self._initial_mode()
+        self._x_start = x_start
+        e0, f0 = self._evaluate(x_start)
+        self._e_start = e0
+        self._x, self._g, self._tau = self._moving(x_start), -self._moving(f0), self._moving(tau)
+        self._translator = _core.Translator(self._x.size, self._translation)
+        self._g1 = None
+        self._record(x_start, e0, f0, math.nan, tau)
+        self._verify()
+        self._restore_midpoint(x_start, e0, f0)
+
+    def _verify(self):
+        ok, image = self._verified(self._x, self._g, self._tau)
+        self._g1 = None if image is None else -self._moving(image[2])
+        self.result.converged = ok
+
+    def step(self, *args, **kwargs):
+        rot = _core.rotate_dimer(self._surface, self._x, self._g, self._tau, self._g1, self.rotation)
+        self._tau = np.array(rot.tau)
+        dx = self._translator.step(self._x, self._g, self._tau, rot.curvature)
+        self._x = self._x + dx
+        positions = self._full(self._x) + self._fixed_positions()
+        energy, forces = self._evaluate(positions)
+        self._g = -self._moving(forces)
+        self._record(positions, energy, forces, float(rot.curvature), self._full(self._tau))
+        self._note = f"{rot.rotations} rotations"
+        self._verify()
+        self._restore_midpoint(positions, energy, forces)

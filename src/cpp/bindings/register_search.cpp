@@ -1,0 +1,94 @@
+// Bindings of the dimer search: settings structs, the inner loop on the GP, and the rotation and
+// translation pieces that the plain dimer drives on the true surface.
+#include <pybind11/eigen.h>
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "search/dimer.h"
+#include "search/surrogate_relax.h"
+
+namespace py = pybind11;
+using namespace gprdimer;
+
+void register_search(py::module_& m) {
+  py::enum_<RotationMethod>(m, "RotationMethod")
+      .value("cg", RotationMethod::ConjugateGradient)
+      .value("lbfgs", RotationMethod::LBFGS);
+
+  py::class_<RotationSettings>(m, "RotationSettings")
+      .def(py::init<>())
+      .def_readwrite("max_rotations", &RotationSettings::max_rotations)
+      .def_readwrite("converged_angle", &RotationSettings::converged_angle)
+      .def_readwrite("separation", &RotationSettings::separation)
+      .def_readwrite("trial_angle", &RotationSettings::trial_angle)
+      .def_readwrite("method", &RotationSettings::method);
+
+  py::class_<TranslationSettings>(m, "TranslationSettings")
+      .def(py::init<>())
+      .def_readwrite("max_step", &TranslationSettings::max_step)
+      .def_readwrite("convex_step", &TranslationSettings::convex_step)
+      .def_readwrite("ratio_at_limit", &TranslationSettings::ratio_at_limit)
+      .def_readwrite("memory", &TranslationSettings::memory)
+      .def_readwrite("initial_inverse_curvature", &TranslationSettings::initial_inverse_curvature);
+
+  py::class_<InnerSettings>(m, "InnerSettings")
+      .def(py::init<>())
+      .def_readwrite("max_iterations", &InnerSettings::max_iterations)
+      .def_readwrite("force_tolerance", &InnerSettings::force_tolerance)
+      .def_readwrite("rotation", &InnerSettings::rotation)
+      .def_readwrite("translation", &InnerSettings::translation)
+      .def_readwrite("ratio_trust", &InnerSettings::ratio_trust)
+      .def_readwrite("trust_radius", &InnerSettings::trust_radius)
+      .def_readwrite("max_variance", &InnerSettings::max_variance);
+
+  py::class_<RotationResult>(m, "RotationResult")
+      .def_readonly("tau", &RotationResult::tau)
+      .def_readonly("g1", &RotationResult::g1)
+      .def_readonly("curvature", &RotationResult::curvature)
+      .def_readonly("last_angle", &RotationResult::last_angle)
+      .def_readonly("rotations", &RotationResult::rotations)
+      .def_readonly("evaluations", &RotationResult::evaluations)
+      .def_readonly("converged", &RotationResult::converged);
+
+  py::class_<InnerResult>(m, "InnerResult")
+      .def_readonly("positions", &InnerResult::positions)
+      .def_readonly("tau", &InnerResult::tau)
+      .def_readonly("gradient", &InnerResult::gradient)
+      .def_readonly("energy", &InnerResult::energy)
+      .def_readonly("curvature", &InnerResult::curvature)
+      .def_readonly("iterations", &InnerResult::iterations)
+      .def_readonly("rotations", &InnerResult::rotations)
+      .def_property_readonly("stop", [](const InnerResult& r) { return to_string(r.stop); });
+
+  m.def("relax_on_surrogate", &relax_on_surrogate, py::arg("gp"), py::arg("start"), py::arg("tau"),
+        py::arg("settings"), py::call_guard<py::gil_scoped_release>());
+  m.def("rotate_on_surrogate", &rotate_on_surrogate, py::arg("gp"), py::arg("midpoint"),
+        py::arg("tau"), py::arg("settings"), py::call_guard<py::gil_scoped_release>());
+  m.def("nearest_transport_distance", &nearest_transport_distance, py::arg("gp"), py::arg("positions"));
+
+  // The true surface is a Python callable x -> (energy, gradient); the GIL stays held.
+  m.def(
+      "rotate_dimer",
+      [](const std::function<py::tuple(const Eigen::VectorXd&)>& fn, const Eigen::VectorXd& x0,
+         const Eigen::VectorXd& g0, const Eigen::VectorXd& tau, std::optional<Eigen::VectorXd> g1,
+         const RotationSettings& settings) {
+        const Surface surface = [&fn](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
+          py::tuple out = fn(x);
+          g = out[1].cast<Eigen::VectorXd>();
+          return out[0].cast<double>();
+        };
+        return rotate_dimer(surface, x0, g0, tau, g1 ? &*g1 : nullptr, settings);
+      },
+      py::arg("surface"), py::arg("x0"), py::arg("g0"), py::arg("tau"), py::arg("g1"),
+      py::arg("settings"));
+  m.def("estimated_rotation_angle", &estimated_rotation_angle, py::arg("g0"), py::arg("g1"),
+        py::arg("tau"), py::arg("separation"));
+  m.def("dimer_curvature", &dimer_curvature, py::arg("g0"), py::arg("g1"), py::arg("tau"),
+        py::arg("separation"));
+
+  py::class_<Translator>(m, "Translator")
+      .def(py::init<int, const TranslationSettings&>(), py::arg("dims"), py::arg("settings"))
+      .def("step", &Translator::step, py::arg("x"), py::arg("g0"), py::arg("tau"), py::arg("curvature"))
+      .def("reset", &Translator::reset);
+}

@@ -1,0 +1,135 @@
+#include "search/surrogate_relax.h"
+
+#include <cmath>
+#include <limits>
+
+#include "gp/subset.h"
+
+namespace gprdimer {
+
+std::string to_string(InnerStop stop) {
+  switch (stop) {
+    case InnerStop::Converged: return "converged";
+    case InnerStop::MaxIterations: return "max inner iterations";
+    case InnerStop::LeftTrustRegion: return "left trust region";
+  }
+  return "unknown";
+}
+
+bool outside_ratio_window(const GaussianProcess& gp, const Features& trial, double ratio) {
+  const double limit = std::abs(std::log(ratio));
+  const Eigen::ArrayXd log_trial = trial.f.array().log();
+  for (const Features& obs : gp.features()) {
+    const double worst = (obs.f.array().log() - log_trial).abs().maxCoeff();
+    if (worst <= limit) return false;
+  }
+  return true;
+}
+
+double nearest_transport_distance(const GaussianProcess& gp, const PositionsRef& trial) {
+  double best = std::numeric_limits<double>::infinity();
+  for (const Positions& obs : gp.configurations())
+    best = std::min(best, transport_distance(trial, obs, gp.geometry().symbols()));
+  return best;
+}
+
+namespace {
+
+// The GP as a Surface over moving coordinates; fixed atoms stay where `reference` has them.
+struct SurrogateSurface {
+  GaussianProcess& gp;
+  Positions reference;
+
+  Positions positions(const Eigen::VectorXd& v) const {
+    Positions p = reference;
+    const auto& moving = gp.geometry().moving_atoms();
+    for (size_t m = 0; m < moving.size(); ++m) p.row(moving[m]) = v.segment<3>(3 * m).transpose();
+    return p;
+  }
+  Surface surface() {
+    return [this](const Eigen::VectorXd& v, Eigen::VectorXd& g) {
+      return gp.evaluate(positions(v), g, nullptr);
+    };
+  }
+};
+
+}  // namespace
+
+RotationResult rotate_on_surrogate(GaussianProcess& gp, const PositionsRef& midpoint,
+                                   const Eigen::VectorXd& tau, const RotationSettings& settings) {
+  SurrogateSurface ss{gp, midpoint};
+  const Surface surface = ss.surface();
+  const Eigen::VectorXd x = gp.geometry().moving_coordinates(midpoint);
+  Eigen::VectorXd g0;
+  surface(x, g0);
+  return rotate_dimer(surface, x, g0, tau, nullptr, settings);
+}
+
+InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
+                               const Eigen::VectorXd& tau0, const InnerSettings& s) {
+  const InverseDistances& geom = gp.geometry();
+  SurrogateSurface ss{gp, start};
+  const Surface surface = ss.surface();
+  Positions positions = start;
+  Eigen::VectorXd x = geom.moving_coordinates(positions);
+  auto to_positions = [&ss](const Eigen::VectorXd& v) { return ss.positions(v); };
+
+  InnerResult res;
+  res.tau = tau0.normalized();
+  Translator translator(geom.dims(), s.translation);
+  Eigen::VectorXd g0;
+  double e0 = surface(x, g0);
+  for (int it = 0; it < s.max_iterations; ++it) {
+    res.iterations = it;
+    if (max_atom_norm(g0) < s.force_tolerance) {
+      res.stop = InnerStop::Converged;
+      break;
+    }
+    const RotationResult rot = rotate_dimer(surface, x, g0, res.tau, nullptr, s.rotation);
+    res.tau = rot.tau;
+    res.curvature = rot.curvature;
+    res.rotations += rot.rotations;
+
+    Eigen::VectorXd dx = translator.step(x, g0, res.tau, rot.curvature);
+    const double factor = step_limit_factor(geom, positions, dx, s.translation.ratio_at_limit);
+    if (factor < 1.0) {
+      dx *= factor;
+      translator.reset();
+    }
+    const Eigen::VectorXd x_trial = x + dx;
+    const Positions p_trial = to_positions(x_trial);
+    if (it > 0) {
+      bool outside = s.ratio_trust &&
+                     outside_ratio_window(gp, geom.compute(p_trial), s.translation.ratio_at_limit);
+      if (!outside && s.trust_radius > 0.0)
+        outside = nearest_transport_distance(gp, p_trial) > s.trust_radius;
+      if (!outside && s.max_variance > 0.0) {
+        Eigen::VectorXd gv;
+        double var = 0.0;
+        gp.evaluate(p_trial, gv, &var);
+        outside = var > s.max_variance;
+      }
+      if (outside) {
+        res.stop = InnerStop::LeftTrustRegion;
+        break;
+      }
+    }
+    x = x_trial;
+    positions = p_trial;
+    e0 = surface(x, g0);
+    res.iterations = it + 1;
+    res.stop = InnerStop::MaxIterations;
+  }
+  if (res.stop == InnerStop::MaxIterations && max_atom_norm(g0) < s.force_tolerance)
+    res.stop = InnerStop::Converged;
+  // Curvature at the final midpoint along the final mode, for the caller's bookkeeping.
+  Eigen::VectorXd g1;
+  surface(x + s.rotation.separation * res.tau, g1);
+  res.curvature = dimer_curvature(g0, g1, res.tau, s.rotation.separation);
+  res.positions = positions;
+  res.gradient = g0;
+  res.energy = e0;
+  return res;
+}
+
+}  // namespace gprdimer

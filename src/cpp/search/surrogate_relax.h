@@ -1,0 +1,48 @@
+#pragma once
+// The inner loop of the GPR-dimer: rotate and translate the dimer on the GP surface until the
+// predicted force is small, the search leaves the region the data describe, or steps run out.
+#include <string>
+
+#include <Eigen/Dense>
+
+#include "gp/gaussian_process.h"
+#include "search/dimer.h"
+
+namespace gprdimer {
+
+enum class InnerStop { Converged, MaxIterations, LeftTrustRegion };
+std::string to_string(InnerStop stop);
+
+struct InnerSettings {
+  int max_iterations = 200;
+  double force_tolerance = 0.001;  // on the largest per-atom GP force
+  RotationSettings rotation;
+  TranslationSettings translation;
+  bool ratio_trust = true;      // every inter-atomic distance within [ratio, 1/ratio] of one observation
+  double trust_radius = 0.0;    // > 0: transport distance to the nearest observation must stay below
+  double max_variance = 0.0;    // > 0: stop where the GP energy variance exceeds this (eV^2)
+};
+
+struct InnerResult {
+  Positions positions;
+  Eigen::VectorXd tau;
+  Eigen::VectorXd gradient;  // GP gradient at the final midpoint (moving coordinates)
+  double energy = 0.0;
+  double curvature = 0.0;
+  int iterations = 0;
+  int rotations = 0;
+  InnerStop stop = InnerStop::MaxIterations;
+};
+
+// Positions outside the region described by the observations?
+bool outside_ratio_window(const GaussianProcess& gp, const Features& trial, double ratio);
+double nearest_transport_distance(const GaussianProcess& gp, const PositionsRef& trial);
+
+// Rotations alone at fixed midpoint on the GP surface (the initial-rotation phase).
+RotationResult rotate_on_surrogate(GaussianProcess& gp, const PositionsRef& midpoint,
+                                   const Eigen::VectorXd& tau, const RotationSettings& settings);
+
+InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
+                               const Eigen::VectorXd& tau, const InnerSettings& settings);
+
+}  // namespace gprdimer
