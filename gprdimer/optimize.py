@@ -134,8 +134,6 @@ class _SaddleSearch(Optimizer):
         self.logfile.write(f"{type(self).__name__:>12s} {self.nsteps:5d} {r.calls:5d} "
                            f"{time.time() - self._t0:8.2f} {r.energy:15.6f} {r.fmax:9.4f} "
                            f"{r.force_norm:9.4f} {r.curvature:9.3f}  {self._note}\n")
-        if hasattr(self.logfile, "flush"):
-            self.logfile.flush()
 
     def irun(self, fmax=0.01, steps=300):
         if not (fmax > 0 and math.isfinite(fmax)):
@@ -256,7 +254,7 @@ class GPRDimer(_SaddleSearch):
     max_step, convex_step : translation cap and uphill step at positive curvature, Å. [0.05, 0.1]
     ratio_at_limit : distance-ratio trust window and per-atom step limiter. [2/3]
     trust : 'ratio' (every distance within ratio..1/ratio of one observation), 'transport' (the
-        adaptive per-element transport radius of the OT-GP variant) or 'both'. ['ratio']
+        adaptive per-element transport radius of the OT-GP variant) or 'both'. ['both']
     max_variance : stop the inner loop where the GP energy variance exceeds this (eV²); 0 = off.
     training_subset : hyperparameters are trained on at most this many observations
         (farthest-point sampling); all of them stay in the model. [10]
@@ -269,7 +267,7 @@ class GPRDimer(_SaddleSearch):
                  separation=0.01, initial_rotations=1, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
-                 convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="ratio", max_variance=0.0,
+                 convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="both", max_variance=0.0,
                  training_subset=10, noise=1e-5, prior_dof=28.0, variance_barrier=False,
                  max_energy_rise=10.0, seed=706253457, **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,

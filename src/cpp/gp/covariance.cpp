@@ -43,6 +43,28 @@ Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries) {
   return out;
 }
 
+Eigen::MatrixXd inverse_from_factor(const Eigen::MatrixXd& L) {
+  const Eigen::Index n = L.rows();
+  constexpr Eigen::Index panel = 64;
+  // L^-1 column panel by column panel: columns [j, j+b) are zero above row j.
+  Eigen::MatrixXd Linv = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index j = 0; j < n; j += panel) {
+    const Eigen::Index b = std::min(panel, n - j);
+    auto X = Linv.block(j, j, n - j, b);
+    X.topRows(b).setIdentity();
+    L.block(j, j, n - j, n - j).triangularView<Eigen::Lower>().solveInPlace(X);
+  }
+  // K^-1 = sum over row panels of Linv[rows, 0:end]^T Linv[rows, 0:end]; row panel r is zero
+  // to the right of its last row.
+  Eigen::MatrixXd Kinv = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index r = 0; r < n; r += panel) {
+    const Eigen::Index b = std::min(panel, n - r), end = r + b;
+    Kinv.topLeftCorner(end, end).selfadjointView<Eigen::Lower>().rankUpdate(
+        Linv.block(r, 0, b, end).transpose());
+  }
+  return Kinv;
+}
+
 bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C) {
   const Eigen::Index n = factor.L.rows(), m = C.rows();
   C.diagonal().array() += factor.jitter;

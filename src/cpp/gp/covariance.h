@@ -13,13 +13,17 @@ Eigen::MatrixXd assemble_covariance(const Kernel& kernel, const std::vector<cons
                                     double noise);
 
 // Lower Cholesky factor with escalating jitter: none first, then 1e-8*max(1, mean diag), x10 per
-// retry. ok is false when every try failed; jitter is what was added to the diagonal.
+// retry, 8 retries. ok is false when every try failed; jitter is what was added to the diagonal.
 struct Factor {
   Eigen::MatrixXd L;
   double jitter = 0.0;
   bool ok = false;
 };
-Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries = 8);
+Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries = 9);
+
+// K^-1 = L^-T L^-1 from the lower factor, lower triangle only (the upper is left unset). Panels
+// exploit the triangular shapes of L^-1: about 2n^3/3 flops instead of 2n^3 for a dense solve.
+Eigen::MatrixXd inverse_from_factor(const Eigen::MatrixXd& L);
 
 // Extends the factor of K by the rows/columns [B; C] of one new observation (B: n x m cross
 // covariance, C: m x m block with noise). Returns false (factor untouched) when the new diagonal

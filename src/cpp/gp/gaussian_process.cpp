@@ -107,6 +107,8 @@ TrainingReport GaussianProcess::train() {
   Eigen::VectorXd start = have_hyperparameters_
                               ? log_w_
                               : initial_log_hyperparameters(td.scales, geometry_.n_types());
+  // With the barrier on, a data-driven start above it would fail at once: start just inside.
+  if (settings_.prior.variance_barrier) start[0] = std::min(start[0], std::log(2.0) - 0.1);
   SCGResult res = scaled_conjugate_gradient(f, start, settings_.scg);
   if (res.failed && res.evaluations == 1 && have_hyperparameters_) {
     // The warm start is unusable (barrier crossed, factor failed): restart from the data.

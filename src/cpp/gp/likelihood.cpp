@@ -66,12 +66,7 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   if (!grad) return value;
 
   // W = K^-1 - alpha alpha^T, from the factor: K^-1 = L^-T L^-1.
-  const Eigen::Index N = K.rows();
-  Eigen::MatrixXd Linv = Eigen::MatrixXd::Identity(N, N);
-  factor.L.triangularView<Eigen::Lower>().solveInPlace(Linv);
-  Eigen::MatrixXd W(N, N);
-  W.setZero();
-  W.selfadjointView<Eigen::Lower>().rankUpdate(Linv.transpose());
+  Eigen::MatrixXd W = inverse_from_factor(factor.L);
   const Eigen::VectorXd alpha = factor.L.transpose().triangularView<Eigen::Upper>().solve(beta);
   W.selfadjointView<Eigen::Lower>().rankUpdate(alpha, -1.0);
   W.triangularView<Eigen::StrictlyUpper>() = W.transpose();

@@ -1,0 +1,156 @@
+"""GPR-dimer and the plain dimer on cheap real surfaces: same saddle, one negative curvature, and
+the GP version at a third of the calls or fewer."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import add_adsorbate, fcc100
+from ase.calculators.emt import EMT
+from ase.calculators.morse import MorsePotential
+from ase.constraints import FixAtoms
+
+from gprdimer import Dimer, GPRDimer, InputError
+
+FMAX = 0.01
+
+
+def adatom_hop():
+    """Au adatom on Al(100), two bottom layers fixed, started near the bridge site."""
+    slab = fcc100("Al", size=(3, 3, 3), vacuum=6.0)
+    add_adsorbate(slab, "Au", 2.0, "bridge")
+    slab.set_constraint(FixAtoms(mask=[atom.tag > 1 for atom in slab]))
+    # the bridge lies between two hollows along y: start half-way to a hollow, mode along the hop
+    slab.positions[-1] += [0.05, 0.7, 0.2]
+    mode = np.zeros((len(slab), 3))
+    mode[-1, 1] = 1.0
+    return slab, EMT, mode
+
+
+def morse_cluster():
+    """A 7-atom Morse cluster, one surface atom pushed out of its site."""
+    x = np.array([[0, 0, 0], [2.5, 0, 0], [1.25, 2.165, 0], [1.25, 0.72, 2.04],
+                  [-1.25, 2.165, 0], [3.75, 2.165, 0], [1.25, -1.6, 1.2]], float)
+    atoms = Atoms("Cu7", positions=x)
+    mode = np.zeros((7, 3))
+    mode[6] = [0.3, -0.6, 0.7]
+    return atoms, lambda: MorsePotential(epsilon=0.8, r0=2.5, rho0=6.0), mode
+
+
+def xtb_hcn():
+    """HCN <-> HNC on GFN2-xTB, from a bridging guess for the hydrogen."""
+    pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
+    from tblite.ase import TBLite
+
+    atoms = Atoms("CNH", positions=[[0, 0, 0], [1.18, 0, 0], [0.55, 1.15, 0]])
+    mode = np.array([[0, 0, 0], [0, 0, 0], [1.0, 0.2, 0]])
+    return atoms, lambda: TBLite(method="GFN2-xTB", verbosity=0), mode
+
+
+def run(cls, system, steps=1000, **kw):
+    atoms, calc, mode = system
+    atoms = atoms.copy()
+    atoms.calc = calc()
+    opt = cls(atoms, mode=mode, logfile=None, **kw)
+    opt.run(fmax=FMAX, steps=steps)
+    return opt.result, atoms
+
+
+@pytest.mark.parametrize("system", [adatom_hop, morse_cluster, xtb_hcn], ids=["emt-adatom", "morse-cluster", "xtb-hcn"])
+def test_gprd_and_dimer_reach_the_same_saddle(system):
+    sysdef = system()
+    g, ga = run(GPRDimer, sysdef)
+    d, da = run(Dimer, sysdef)
+    assert g.converged, g.stop_reason
+    assert d.converged, d.stop_reason
+    assert abs(g.energy - d.energy) < 1e-3
+    assert g.curvature < 0 and d.curvature < 0
+    assert g.fmax < FMAX and d.fmax < FMAX
+    assert 3 * g.calls <= d.calls, (g.calls, d.calls)
+    # exactly one negative eigenvalue of the finite-difference Hessian at the GPRD saddle
+    assert negative_modes(ga) == 1
+
+
+def negative_modes(atoms, h=1e-3):
+    moving = [i for i in range(len(atoms)) if i not in {j for c in atoms.constraints for j in c.get_indices()}]
+    x0 = atoms.positions.copy()
+    n = 3 * len(moving)
+    H = np.zeros((n, n))
+    calc = atoms.calc
+    for k, (i, c) in enumerate((i, c) for i in moving for c in range(3)):
+        for sign in (1, -1):
+            a = atoms.copy()
+            a.calc = calc
+            a.positions[i, c] += sign * h
+            H[k] -= sign * a.get_forces(apply_constraint=False)[moving].ravel() / (2 * h)
+    H = 0.5 * (H + H.T)
+    ev = np.linalg.eigvalsh(H)
+    return int(np.sum(ev < -1e-2))
+
+
+def test_fixed_atoms_do_not_move_and_trajectory_holds_every_call(tmp_path):
+    atoms, calc, mode = adatom_hop()
+    atoms.calc = calc()
+    fixed = atoms.constraints[0].get_indices()
+    x_fixed = atoms.positions[fixed].copy()
+    traj = tmp_path / "gprd.traj"
+    opt = GPRDimer(atoms, mode=mode, trajectory=str(traj), logfile=None)
+    opt.run(fmax=FMAX, steps=200)
+    from ase.io import read
+
+    images = read(traj, ":")
+    assert len(images) == opt.result.calls
+    assert np.allclose(atoms.positions[fixed], x_fixed)
+    assert all(np.allclose(im.positions[fixed], x_fixed) for im in images)
+
+
+def test_result_fields_and_log(tmp_path):
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    log = tmp_path / "log.txt"
+    opt = GPRDimer(atoms, mode=mode, logfile=str(log))
+    converged = opt.run(fmax=FMAX, steps=200)
+    r = opt.result
+    assert converged == r.converged
+    assert r.stop_reason == "converged"
+    assert r.outer_iterations == opt.nsteps
+    assert r.mode.shape == (7, 3) and abs(np.linalg.norm(r.mode) - 1) < 1e-9
+    assert 0 < r.gp_time < r.wall_time
+    assert r.force_norm >= r.fmax
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 + r.outer_iterations  # header, start, one per outer iteration
+
+
+def test_norm_metric_is_stricter_than_fmax():
+    sysdef = morse_cluster()
+    a, _ = run(GPRDimer, sysdef)
+    atoms, calc, mode = sysdef
+    atoms = atoms.copy()
+    atoms.calc = calc()
+    opt = GPRDimer(atoms, mode=mode, logfile=None, metric="norm")
+    opt.run(fmax=FMAX, steps=300)
+    assert opt.result.converged and opt.result.force_norm < FMAX
+    assert abs(opt.result.energy - a.energy) < 1e-3
+
+
+def test_start_at_a_minimum_is_not_reported_as_a_saddle():
+    # an isolated Morse dimer at its equilibrium distance: forces vanish, curvature is positive
+    for cls in (GPRDimer, Dimer):
+        atoms = Atoms("Cu2", positions=[[0, 0, 0], [2.5, 0, 0]])
+        atoms.calc = MorsePotential(epsilon=0.8, r0=2.5, rho0=6.0)
+        opt = cls(atoms, mode=np.array([[-1.0, 0, 0], [1.0, 0, 0]]), logfile=None)
+        assert not opt.run(fmax=FMAX, steps=5)
+        assert not opt.result.converged
+
+
+def test_impossible_settings_are_refused_before_any_call():
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    with pytest.raises(InputError, match="fmax"):
+        GPRDimer(atoms, mode=mode, logfile=None).run(fmax=-1)
+    with pytest.raises(InputError, match="steps"):
+        GPRDimer(atoms, mode=mode, logfile=None).run(fmax=0.01, steps=0)
+    with pytest.raises(InputError, match="metric"):
+        GPRDimer(atoms, mode=mode, logfile=None, metric="rms")
+    bare = atoms.copy()
+    with pytest.raises(InputError, match="calculator"):
+        Dimer(bare, mode=mode, logfile=None)
