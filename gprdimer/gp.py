@@ -25,6 +25,7 @@ class TrainingReport:
     reinitialised: bool
     objective: float
     subset: tuple[int, ...]
+    kept: bool = False
 
 
 def fixed_mask(n_atoms: int, fixed) -> list[bool]:
@@ -68,13 +69,15 @@ class GaussianProcess:
     training_subset : train hyperparameters on at most this many observations (the `latest` most
         recent plus farthest-point sampling); the model is then rebuilt on all of them.
     max_iterations, tol_sol, tol_func, lambda_init, lambda_limit : scaled conjugate gradient.
+    retrain_tolerance : keep the previous hyperparameters, and the factor that `add` extended,
+        when a training moves no log hyperparameter by more than this (0: always adopt).
     backend : 'cpp' (default) or 'gpytorch'.
     """
 
     def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, noise=1e-5, prior_dof=28.0,
                  variance_barrier=False, training_subset=None, latest=2, max_iterations=400,
                  tol_sol=0.01, tol_func=1e-4, lambda_init=100.0, lambda_limit=1e16,
-                 backend="cpp"):
+                 retrain_tolerance=0.0, backend="cpp"):
         self.symbols = [str(s) for s in symbols]
         self.n_atoms = len(self.symbols)
         if self.n_atoms < 2:
@@ -91,7 +94,7 @@ class GaussianProcess:
                 self._impl = _core.GaussianProcess(
                     self.symbols, self.fixed, cell, pbc, noise, prior_dof, variance_barrier,
                     training_subset or 0, latest, max_iterations, tol_sol, tol_func, lambda_init,
-                    lambda_limit)
+                    lambda_limit, retrain_tolerance)
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         elif backend == "gpytorch":
@@ -144,7 +147,7 @@ class GaussianProcess:
         if isinstance(r, TrainingReport):
             return r
         return TrainingReport(r.iterations, r.evaluations, r.converged, r.failed, r.reinitialised,
-                              r.objective, tuple(r.subset))
+                              r.objective, tuple(r.subset), getattr(r, "kept", False))
 
     def predict(self, positions, variance=True):
         """(energy in eV, forces (N, 3) in eV/Å, latent energy variance or NaN)."""

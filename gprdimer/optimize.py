@@ -258,6 +258,8 @@ class GPRDimer(_SaddleSearch):
     max_variance : stop the inner loop where the GP energy variance exceeds this (eV²); 0 = off.
     training_subset : hyperparameters are trained on at most this many observations
         (farthest-point sampling); all of them stay in the model. [10]
+    retrain_tolerance : keep the previous hyperparameters when a training moves none of them
+        (log scale) by more than this, saving a refactorisation on all data. [0]
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
     max_energy_rise : stop when the energy rises this far above the start, eV. [10]
     seed : seed of the 'random' initial mode. [706253457]
@@ -268,8 +270,8 @@ class GPRDimer(_SaddleSearch):
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
                  convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="both", max_variance=0.0,
-                 training_subset=10, noise=1e-5, prior_dof=28.0, variance_barrier=False,
-                 max_energy_rise=10.0, seed=706253457, **kwargs):
+                 training_subset=10, retrain_tolerance=0.0, noise=1e-5, prior_dof=28.0,
+                 variance_barrier=False, max_energy_rise=10.0, seed=706253457, **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
                          max_energy_rise=max_energy_rise, seed=seed, **kwargs)
         if trust not in ("ratio", "transport", "both"):
@@ -282,7 +284,8 @@ class GPRDimer(_SaddleSearch):
         self.trust = trust
         self.gp = GaussianProcess.from_atoms(atoms, noise=noise, prior_dof=prior_dof,
                                              variance_barrier=variance_barrier,
-                                             training_subset=training_subset)
+                                             training_subset=training_subset,
+                                             retrain_tolerance=retrain_tolerance)
         s = _core.InnerSettings()
         s.max_iterations = int(max_inner_iterations)
         s.rotation.max_rotations = int(max_rotations)
@@ -302,25 +305,28 @@ class GPRDimer(_SaddleSearch):
         self._initial_rotation.separation = self.separation
         self._initial_rotation.trial_angle = float(trial_angle)
         self._initial_rotation.method = s.rotation.method
+        self._initial_rotation.exact_image = True
 
     def todict(self):
         d = super().todict()
         d.update(trust=self.trust, divisor=self.divisor, initial_rotations=self.initial_rotations)
         return d
 
-    def _add(self, positions, energy, forces):
-        try:
-            self.gp.add(positions, energy, forces)
-        except GPError as exc:
-            raise _Stop(f"GP failure: {exc}") from exc
-
-    def _train(self):
+    def _gp(self, fn, *args):
+        """Runs one GP or surrogate-search call, timed; its failure ends the search."""
         t = time.perf_counter()
         try:
-            self.gp.train()
-        except GPError as exc:
+            return fn(*args)
+        except (GPError, InputError, ValueError, RuntimeError) as exc:
             raise _Stop(f"GP failure: {exc}") from exc
-        self.result.gp_time += time.perf_counter() - t
+        finally:
+            self.result.gp_time += time.perf_counter() - t
+
+    def _add(self, positions, energy, forces):
+        self._gp(self.gp.add, positions, energy, forces)
+
+    def _train(self):
+        self._gp(self.gp.train)
 
     def _start(self):
         x_start, tau = self._initial_mode()
@@ -338,9 +344,8 @@ class GPRDimer(_SaddleSearch):
             if angle < self.initial_angle:
                 break
             self._train()
-            t = time.perf_counter()
-            rot = _core.rotate_on_surrogate(self.gp._impl, x_start, tau, self._initial_rotation)
-            self.result.gp_time += time.perf_counter() - t
+            rot = self._gp(_core.rotate_on_surrogate, self.gp._impl, x_start, tau,
+                           self._initial_rotation)
             if rot.rotations == 0:
                 break
             change = math.acos(min(1.0, abs(float(np.dot(rot.tau, tau)))))
@@ -369,9 +374,7 @@ class GPRDimer(_SaddleSearch):
         if self.trust in ("transport", "both"):
             s.trust_radius = _adaptive_trust_radius(self.gp.n_observations, len(self.atoms))
         start_x, start_tau = self._latest_converged or self._initial
-        t = time.perf_counter()
-        inner = _core.relax_on_surrogate(self.gp._impl, start_x, start_tau, s)
-        self.result.gp_time += time.perf_counter() - t
+        inner = self._gp(_core.relax_on_surrogate, self.gp._impl, start_x, start_tau, s)
         self._note = f"GP: {inner.stop}, {inner.iterations} steps"
         x = np.array(inner.positions)
         tau = np.array(inner.tau)

@@ -29,6 +29,7 @@ void register_gp(py::module_& m) {
       .def_readonly("failed", &TrainingReport::failed)
       .def_readonly("reinitialised", &TrainingReport::reinitialised)
       .def_readonly("objective", &TrainingReport::objective)
+      .def_readonly("kept", &TrainingReport::kept)
       .def_readonly("subset", &TrainingReport::subset);
 
   py::class_<GaussianProcess>(m, "GaussianProcess")
@@ -36,7 +37,7 @@ void register_gp(py::module_& m) {
                        const Eigen::Matrix3d& cell, std::array<bool, 3> pbc, double noise,
                        double prior_dof, bool variance_barrier, int training_subset, int latest,
                        int max_iterations, double tol_sol, double tol_func, double lambda_init,
-                       double lambda_limit) {
+                       double lambda_limit, double retrain_tolerance) {
              GPSettings s;
              s.prior.noise = noise;
              s.prior.prior_dof = prior_dof;
@@ -48,12 +49,13 @@ void register_gp(py::module_& m) {
              s.scg.tol_func = tol_func;
              s.scg.lambda_init = lambda_init;
              s.scg.lambda_limit = lambda_limit;
+             s.retrain_tolerance = retrain_tolerance;
              return GaussianProcess(make_geometry(std::move(symbols), std::move(fixed), cell, pbc), s);
            }),
            py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"), py::arg("noise"),
            py::arg("prior_dof"), py::arg("variance_barrier"), py::arg("training_subset"),
            py::arg("latest"), py::arg("max_iterations"), py::arg("tol_sol"), py::arg("tol_func"),
-           py::arg("lambda_init"), py::arg("lambda_limit"))
+           py::arg("lambda_init"), py::arg("lambda_limit"), py::arg("retrain_tolerance"))
       .def("add", &GaussianProcess::add, py::arg("positions"), py::arg("energy"), py::arg("forces"),
            py::call_guard<py::gil_scoped_release>())
       .def("train", &GaussianProcess::train, py::call_guard<py::gil_scoped_release>())

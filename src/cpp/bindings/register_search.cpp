@@ -22,7 +22,8 @@ void register_search(py::module_& m) {
       .def_readwrite("converged_angle", &RotationSettings::converged_angle)
       .def_readwrite("separation", &RotationSettings::separation)
       .def_readwrite("trial_angle", &RotationSettings::trial_angle)
-      .def_readwrite("method", &RotationSettings::method);
+      .def_readwrite("method", &RotationSettings::method)
+      .def_readwrite("exact_image", &RotationSettings::exact_image);
 
   py::class_<TranslationSettings>(m, "TranslationSettings")
       .def(py::init<>())

@@ -91,6 +91,7 @@ TrainingReport GaussianProcess::train() {
   double mean = 0.0;
   for (double e : energies_) mean += e - energies_.front();
   mean /= M;
+  const double previous_c2 = sigma_c2_;
   sigma_c2_ = std::max(1.0, mean * mean);
 
   TrainingReport report;
@@ -121,12 +122,22 @@ TrainingReport GaussianProcess::train() {
   report.converged = res.converged;
   report.failed = res.failed;
   report.objective = res.value;
-  if (std::isfinite(res.value)) {
-    log_w_ = res.x;
-    have_hyperparameters_ = true;
-  } else {
+  if (!std::isfinite(res.value)) {
     ensure_hyperparameters();
+    rebuild();
+    return report;
   }
+  const bool small_move =
+      have_hyperparameters_ && model_ready_ && settings_.retrain_tolerance > 0.0 &&
+      (res.x - log_w_).cwiseAbs().maxCoeff() < settings_.retrain_tolerance &&
+      std::abs(std::log(sigma_c2_ / previous_c2)) < settings_.retrain_tolerance;
+  if (small_move) {
+    sigma_c2_ = previous_c2;
+    report.kept = true;
+    return report;
+  }
+  log_w_ = res.x;
+  have_hyperparameters_ = true;
   rebuild();
   return report;
 }

@@ -16,6 +16,10 @@ struct GPSettings {
   SCGSettings scg;
   int training_subset = 0;  // 0: train on all observations
   int latest = 2;           // most recent observations always in the subset
+  // Keep the previous hyperparameters (and the factor, extended observation by observation)
+  // when a training moves no log hyperparameter by more than this: a refactorisation on all
+  // data is the largest cost of an outer iteration once M grows. 0 always adopts the new values.
+  double retrain_tolerance = 0.0;
 };
 
 struct TrainingReport {
@@ -24,6 +28,7 @@ struct TrainingReport {
   bool converged = false;
   bool failed = false;
   bool reinitialised = false;  // the warm start was unusable and the data-driven start was taken
+  bool kept = false;           // within retrain_tolerance: previous hyperparameters kept
   double objective = 0.0;
   std::vector<int> subset;
 };

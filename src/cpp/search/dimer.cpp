@@ -88,10 +88,15 @@ RotationResult rotate_dimer(const Surface& surface, const Eigen::VectorXd& x0,
     force_prev = force;
     dir_prev = dir;
     const Eigen::VectorXd tau_new = (std::cos(phi) * tau + std::sin(phi) * theta).normalized();
-    // Image-1 gradient at the new angle, interpolated from the two evaluated images (no call).
-    const double sp1 = std::sin(phi1);
-    g1 = (std::sin(phi1 - phi) / sp1) * g1 + (std::sin(phi) / sp1) * g1_trial +
-         (1.0 - std::cos(phi) - std::sin(phi) * std::tan(0.5 * phi1)) * g0;
+    if (s.exact_image) {
+      surface(x0 + dR * tau_new, g1);
+      ++res.evaluations;
+    } else {
+      // Image-1 gradient at the new angle, interpolated from the two evaluated images (no call).
+      const double sp1 = std::sin(phi1);
+      g1 = (std::sin(phi1 - phi) / sp1) * g1 + (std::sin(phi) / sp1) * g1_trial +
+           (1.0 - std::cos(phi) - std::sin(phi) * std::tan(0.5 * phi1)) * g0;
+    }
     tau = tau_new;
     res.rotations = it + 1;
     res.last_angle = std::abs(phi);

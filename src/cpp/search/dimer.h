@@ -22,6 +22,11 @@ struct RotationSettings {
   double separation = 0.01;       // A, midpoint to image 1
   double trial_angle = 0.05;      // rad, finite rotation used to fit the curvature
   RotationMethod method = RotationMethod::LBFGS;
+  // Evaluate image 1 afresh after each rotation instead of interpolating it. Interpolation saves
+  // a true call per rotation, but its error, amplified by 1/sin(trial_angle), compounds over
+  // many rotations on a surface that is not quadratic: on the GP, where calls are cheap, the
+  // rotations then diverge.
+  bool exact_image = false;
 };
 
 struct RotationResult {

@@ -14,6 +14,7 @@ enum class InnerStop { Converged, MaxIterations, LeftTrustRegion };
 std::string to_string(InnerStop stop);
 
 struct InnerSettings {
+  InnerSettings() { rotation.exact_image = true; }
   int max_iterations = 200;
   double force_tolerance = 0.001;  // on the largest per-atom GP force
   RotationSettings rotation;

@@ -1,0 +1,206 @@
+"""One (system, method, calculator) search as a pure function of a plain dict, for Dask workers.
+
+A task holds only numbers, strings and lists, so it pickles anywhere; the calculator is built in
+the worker. `run_task` never raises: whatever goes wrong becomes a row with converged False and
+the reason, so a batch always has one row per task.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from contextlib import contextmanager
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ..calculators.factory import make_calculator
+from ..modes import SEED
+from ..runner import run_search
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
+# Rows keep these as arrays (the store puts them on the Atoms or in data=, not in key-value pairs).
+ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions")
+
+
+def task_key(system: str, method: str, calc: str) -> str:
+    return f"{system}|{method}|{calc}"
+
+
+def task_seed(system: str, base_seed: int = SEED) -> int:
+    """The same seed for a system whatever the batch, its order or its machine."""
+    return (zlib.crc32(system.encode()) ^ int(base_seed)) & 0x7FFFFFFF
+
+
+def spin_name(multiplicity: int) -> str:
+    return SPIN_NAMES.get(int(multiplicity), f"multiplicity{int(multiplicity)}")
+
+
+def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.01, steps=300,
+              mode="random", base_seed=SEED, threads=1, timeout=None, params=None) -> dict:
+    return {
+        "key": task_key(system, method, calc), "system": system, "method": method, "calc": calc,
+        "charge": int(charge), "multiplicity": int(multiplicity),
+        "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
+        "fmax": float(fmax), "steps": int(steps), "mode": mode,
+        "seed": task_seed(system, base_seed), "threads": int(threads),
+        "timeout": None if timeout is None else float(timeout), "params": dict(params or {}),
+    }
+
+
+def software_versions(method: str, calc: str) -> dict:
+    """Versions of the packages that shaped a result: ours, ASE, and the method's and
+    calculator's own."""
+    names = ["gprdimer", "ase", "numpy"]
+    spec = calc.lower()
+    if "/" in spec:
+        names.append("pyscf")
+    elif "xtb" in spec:
+        names.append("tblite")
+    if method == "sella":
+        names.append("sella")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_task(task: dict) -> dict:
+    """The result row of one task; with task['timeout'] the search runs in a child process that
+    is killed when the time is up."""
+    if task.get("timeout"):
+        return _run_with_timeout(task)
+    try:
+        with thread_limit(task["threads"]):
+            return _search(task)
+    except Exception as exc:  # anything the search did not catch itself still becomes a row
+        return failed_row(task, f"error: {type(exc).__name__}: {exc}")
+
+
+def failed_row(task: dict, reason: str) -> dict:
+    """The row of a task that ended without a search result (error, timeout, lost worker)."""
+    row = _base_row(task)
+    row.update(converged=False, stop_reason=reason, calls=0, outer_iterations=0,
+               wall_time=math.nan, gp_time=math.nan, saddle_energy=math.nan,
+               saddle_fmax=math.nan, force_norm=math.nan, curvature=math.nan,
+               positions=task["positions"], forces=None, mode=None)
+    return row
+
+
+def _base_row(task):
+    return {
+        "task_key": task["key"], "system": task["system"], "method": task["method"],
+        "calc": task["calc"], "spin": spin_name(task["multiplicity"]),
+        "multiplicity": task["multiplicity"], "charge": task["charge"], "seed": task["seed"],
+        "fmax_target": task["fmax"], "steps": task["steps"], "start_mode": str(task["mode"]),
+        "threads": task["threads"], "parameters": json.dumps(task["params"], sort_keys=True),
+        "versions": json.dumps(software_versions(task["method"], task["calc"])),
+        "numbers": task["numbers"], "initial_positions": task["positions"],
+    }
+
+
+def _search(task):
+    atoms = Atoms(numbers=task["numbers"], positions=task["positions"])
+    atoms.calc = make_calculator(task["calc"], charge=task["charge"],
+                                 multiplicity=task["multiplicity"], threads=task["threads"],
+                                 label=task["system"])
+    result = run_search(atoms, task["method"], mode=task["mode"], fmax=task["fmax"],
+                        steps=task["steps"], seed=task["seed"], logfile=None,
+                        params=task["params"])
+    row = _base_row(task)
+    row.update(converged=bool(result.converged), stop_reason=result.stop_reason,
+               calls=int(result.calls), outer_iterations=int(result.outer_iterations),
+               wall_time=float(result.wall_time), gp_time=float(result.gp_time),
+               saddle_energy=float(result.energy), saddle_fmax=float(result.fmax),
+               force_norm=float(result.force_norm), curvature=float(result.curvature),
+               positions=np.asarray(result.positions).tolist(),
+               forces=_cached_forces(atoms, result.positions),
+               mode=np.asarray(result.mode).tolist())
+    return row
+
+
+def _cached_forces(atoms, positions):
+    """Forces at the final geometry if the calculator still holds them; never a new call."""
+    if len(positions) != len(atoms):
+        return None
+    atoms.positions = positions
+    try:
+        forces = atoms.calc.get_property("forces", atoms, allow_calculation=False)
+    except Exception:  # calculators without cached results (or a failed last call) have none
+        return None
+    return None if forces is None else np.asarray(forces).tolist()
+
+
+@contextmanager
+def thread_limit(threads):
+    """At most `threads` BLAS/OpenMP threads for the duration of one task.
+
+    Environment variables reach libraries loaded later and child processes; threadpoolctl
+    reaches the ones already loaded, whose thread pools ignore the environment by now.
+    """
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            yield
+        else:
+            with threadpool_limits(limits=int(threads)):
+                yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_with_timeout(task):
+    """Runs the task in a fresh interpreter, because a search stuck inside compiled code (an SCF,
+    a BLAS call) can only be stopped by killing its process."""
+    timeout = float(task["timeout"])
+    inner = dict(task, timeout=None)
+    with tempfile.TemporaryDirectory(prefix="gprdimer-task-") as folder:
+        task_file, row_file = Path(folder, "task.pkl"), Path(folder, "row.pkl")
+        task_file.write_bytes(pickle.dumps(inner))
+        env = dict(os.environ, **{name: str(task["threads"]) for name in THREAD_VARIABLES})
+        code = ("import sys; from gprdimer.batch.tasks import _child_main; "
+                "_child_main(*sys.argv[1:])")
+        command = [sys.executable, "-c", code, str(task_file), str(row_file)]
+        start = time.time()
+        # Worker processes are daemons, which multiprocessing forbids to have children;
+        # a subprocess is allowed.
+        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            _, stderr = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            row = failed_row(task, f"timeout after {timeout:g} s")
+            row["wall_time"] = time.time() - start
+            return row
+        if child.returncode != 0 or not row_file.exists():
+            lines = stderr.decode(errors="replace").strip().splitlines()
+            detail = lines[-1] if lines else f"exit code {child.returncode}"
+            return failed_row(task, f"error: search process died: {detail}")
+        return pickle.loads(row_file.read_bytes())
+
+
+def _child_main(task_file, row_file):
+    task = pickle.loads(Path(task_file).read_bytes())
+    Path(row_file).write_bytes(pickle.dumps(run_task(task)))

@@ -1,0 +1,559 @@
+"""Optional gpytorch backend of the GP model in docs/model.md, for GPUs and large systems.
+
+The model is the one of the C++ core; only the machinery differs:
+
+- A custom ``gpytorch.kernels.Kernel`` returns the joint covariance of energies and gradients,
+  ``num_outputs_per_input = D + 1``, point-major ([E_a, g_a] contiguous for each configuration,
+  which is gpytorch's interleaved multitask layout). Its inputs are the flattened positions of
+  *all* atoms (3N values) so that every configuration carries its own fixed-atom positions; its
+  outputs differentiate with respect to the moving coordinates only.
+- The kernel blocks are computed from the explicit formulas of model.md (not by autograd through
+  k): dense batched Jacobians and one matrix product for all J_a^T Theta J_b, which is what runs
+  well on a GPU. The hyperparameter gradient, by contrast, comes from torch autograd, so that
+  ``objective`` is an independent check of the analytic gradient of the C++ core.
+- The likelihood is gpytorch's multitask Gaussian likelihood with one global noise, frozen at
+  ``noise``. Every factorisation is an exact Cholesky (no CG/Lanczos) with the retries of model.md
+  and the core: 8 tries, the first without jitter, then 1e-8 * max(1, mean diag K), x10 per retry.
+- MAP training uses torch.optim.LBFGS with a strong-Wolfe line search on (log sigma_m^2, log l_t),
+  the priors of model.md added to the loss, from the model.md initial values or a warm start.
+
+torch and gpytorch are imported on first use, so that ``import gprdimer.gp_torch`` works without
+them.
+"""
+
+import contextlib
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+
+from .errors import GPError
+
+_INSTALL_HINT = (
+    "the gpytorch backend needs torch and gpytorch: install torch 2.13.0 first "
+    "(CPU: pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu), "
+    "then pip install gprdimer[torch]"
+)
+# Phi^-1(0.75): the GPstuff quartile convention of the initial hyperparameters.
+_QUARTILE = 0.6744897501960817
+_backend = None
+
+
+def _load_backend():
+    """Import torch/gpytorch once and build the classes that subclass theirs."""
+    global _backend
+    if _backend is not None:
+        return _backend
+    try:
+        import gpytorch
+        import linear_operator
+        import torch
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+
+    class InverseDistanceKernel(gpytorch.kernels.Kernel):
+        """Joint energy+gradient covariance of the inverse-distance squared exponential."""
+
+        def __init__(self, geometry, n_types, dtype, device):
+            super().__init__()
+            self.geometry = geometry
+            log_hyper = torch.zeros(1 + n_types, dtype=dtype, device=device)
+            self.register_parameter("log_hyper", torch.nn.Parameter(log_hyper))
+            self.register_buffer("sigma_c2", torch.ones((), dtype=dtype, device=device))
+
+        @property
+        def block_size(self):
+            return self.geometry.dims + 1
+
+        def num_outputs_per_input(self, x1, x2):
+            return self.block_size
+
+        def _theta2(self):
+            return torch.exp(-2.0 * self.log_hyper[1:])[self.geometry.type_index]
+
+        def forward(self, x1, x2, diag=False, **params):
+            f1, J1 = self.geometry.features(x1)
+            f2, J2 = self.geometry.features(x2)
+            theta2 = self._theta2()
+            sigma_m2 = torch.exp(self.log_hyper[0])
+            if diag:
+                return self._diagonal(f1, J1, f2, J2, theta2, sigma_m2)
+            n1, n2, D = f1.shape[0], f2.shape[0], self.geometry.dims
+            delta = f1[:, None, :] - f2[None, :, :]
+            u = theta2 * delta
+            k = sigma_m2 * torch.exp(-(u * delta).sum(-1))
+            Jt_u_1 = torch.einsum("abp,apd->abd", u, J1)  # J(x_a)^T u_ab
+            Jt_u_2 = torch.einsum("abp,bpd->abd", u, J2)  # J(x_b)^T u_ab
+            # All J_a^T Theta J_b at once, as one (n1 D) x P by P x (n2 D) product.
+            left = (J1 * theta2[None, :, None]).transpose(1, 2).reshape(n1 * D, -1)
+            right = J2.transpose(0, 1).reshape(-1, n2 * D)
+            jtj = (left @ right).reshape(n1, D, n2, D).permute(0, 2, 1, 3)
+            outer = Jt_u_1[..., :, None] * Jt_u_2[..., None, :]
+            gg = 2.0 * k[..., None, None] * jtj - 4.0 * k[..., None, None] * outer
+            top = torch.cat([(self.sigma_c2 + k)[..., None], 2.0 * k[..., None] * Jt_u_2], dim=-1)
+            bottom = torch.cat([-2.0 * k[..., None, None] * Jt_u_1[..., :, None], gg], dim=-1)
+            blocks = torch.cat([top[..., None, :], bottom], dim=-2)  # (n1, n2, D+1, D+1)
+            return blocks.permute(0, 2, 1, 3).reshape(n1 * (D + 1), n2 * (D + 1))
+
+        def _diagonal(self, f1, J1, f2, J2, theta2, sigma_m2):
+            """Diagonal of the blocks of aligned pairs (x1[a], x2[a]), flattened point-major."""
+            delta = f1 - f2
+            u = theta2 * delta
+            k = sigma_m2 * torch.exp(-(u * delta).sum(-1))
+            Jt_u_1 = torch.einsum("ap,apd->ad", u, J1)
+            Jt_u_2 = torch.einsum("ap,apd->ad", u, J2)
+            jtj = (J1 * theta2[None, :, None] * J2).sum(1)
+            gg = 2.0 * k[:, None] * jtj - 4.0 * k[:, None] * Jt_u_1 * Jt_u_2
+            return torch.cat([(self.sigma_c2 + k)[:, None], gg], dim=-1).reshape(-1)
+
+    class ExactModel(gpytorch.models.ExactGP):
+        def __init__(self, train_x, train_y, likelihood, kernel):
+            super().__init__(train_x, train_y, likelihood)
+            self.covar_module = kernel
+
+        def forward(self, x):
+            # Zero prior mean: energies are referenced to the first observation instead.
+            mean = x.new_zeros(x.shape[0], self.covar_module.block_size)
+            return gpytorch.distributions.MultitaskMultivariateNormal(mean, self.covar_module(x))
+
+    class Backend:
+        pass
+
+    _backend = Backend()
+    _backend.torch = torch
+    _backend.gpytorch = gpytorch
+    _backend.linear_operator = linear_operator
+    _backend.InverseDistanceKernel = InverseDistanceKernel
+    _backend.ExactModel = ExactModel
+    # What a failed factorisation raises: not positive definite after every jitter, or NaN entries.
+    errors = linear_operator.utils.errors
+    _backend.factor_errors = (errors.NotPSDError, errors.NanError)
+    return _backend
+
+
+class _Geometry:
+    """Pairs, types and the features (inverse distances) with their dense Jacobian, in torch."""
+
+    def __init__(self, torch, symbols, fixed, cell, pbc, dtype, device):
+        self.torch = torch
+        n = len(symbols)
+        is_fixed = np.zeros(n, dtype=bool)
+        if fixed is not None:
+            fixed = np.asarray(fixed)
+            if fixed.dtype == bool:
+                if fixed.shape != (n,):
+                    raise ValueError(f"fixed mask has {fixed.size} entries for {n} atoms")
+                is_fixed = fixed.copy()
+            else:
+                is_fixed[fixed.astype(int)] = True
+        if is_fixed.all():
+            raise ValueError("every atom is fixed: nothing can move")
+        self.n_atoms = n
+        self.fixed = is_fixed
+        self.moving = np.flatnonzero(~is_fixed)
+        self.dims = 3 * len(self.moving)
+        moving_index = -np.ones(n, dtype=int)
+        moving_index[self.moving] = np.arange(len(self.moving))
+
+        pairs, types, self.type_names = [], [], []
+        for i in range(n):
+            for j in range(i + 1, n):
+                if is_fixed[i] and is_fixed[j]:
+                    continue  # constant: carries no information
+                name = tuple(sorted((symbols[i], symbols[j])))
+                if name not in self.type_names:
+                    self.type_names.append(name)
+                pairs.append((i, j))
+                types.append(self.type_names.index(name))
+        if not pairs:
+            raise ValueError("a GP on inverse distances needs at least two atoms")
+        # sign[p, a] = d f_p / d x_a up to the vector q_p: -1 for atom i, +1 for atom j.
+        sign = np.zeros((len(pairs), len(self.moving)))
+        for p, (i, j) in enumerate(pairs):
+            if moving_index[i] >= 0:
+                sign[p, moving_index[i]] = -1.0
+            if moving_index[j] >= 0:
+                sign[p, moving_index[j]] = 1.0
+        as_tensor = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
+        self.i = as_tensor([p[0] for p in pairs], torch.long)
+        self.j = as_tensor([p[1] for p in pairs], torch.long)
+        self.type_index = as_tensor(types, torch.long)
+        self.sign = as_tensor(sign)
+
+        self.cell = None
+        if cell is not None:
+            cell = np.asarray(cell, dtype=float)
+            if cell.shape == (3,):
+                cell = np.diag(cell)
+            # A cell without pbc means periodic in all three directions (as the NumPy reference).
+            periodic = np.ones(3, dtype=bool)
+            if pbc is not None:
+                periodic = np.broadcast_to(np.asarray(pbc, dtype=bool), (3,))
+            if periodic.any():
+                if abs(np.linalg.det(cell)) < 1e-12:
+                    raise ValueError("periodic boundary conditions need a cell of non-zero volume")
+                self.cell = as_tensor(cell)
+                self.inverse_cell = as_tensor(np.linalg.inv(cell))
+                self.periodic = as_tensor(periodic.astype(float))
+        elif pbc is not None and np.any(pbc):
+            raise ValueError("periodic boundary conditions need a cell")
+
+    def features(self, x):
+        """f (n, P) and J (n, P, D) for flattened positions x (n, 3N)."""
+        pos = x.reshape(x.shape[0], self.n_atoms, 3)
+        d = pos[:, self.i] - pos[:, self.j]
+        if self.cell is not None:
+            s = d @ self.inverse_cell
+            s = s - self.torch.round(s) * self.periodic
+            d = s @ self.cell
+        r = self.torch.linalg.norm(d, dim=-1)
+        q = d / r[..., None] ** 3
+        J = self.torch.einsum("npc,pa->npac", q, self.sign).reshape(x.shape[0], -1, self.dims)
+        return 1.0 / r, J
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """What ``TorchGaussianProcess.train`` did; the fields of the C++ core's TrainingReport."""
+
+    iterations: int
+    evaluations: int
+    converged: bool
+    failed: bool
+    reinitialised: bool
+    objective: float
+    subset: tuple
+
+
+class TorchGaussianProcess:
+    """The GP of docs/model.md on torch/gpytorch: the core's data, hyperparameters and predictions.
+
+    ``dtype=None`` means torch.float64. ``fixed`` is a boolean mask or a list of atom indices. A
+    cell without ``pbc`` is periodic in all three directions.
+
+    sigma_c^2 follows the data (max(1, mean(E - E_1)^2)) until the first ``train()`` or an explicit
+    assignment; ``train()`` then fixes it to the data it sees, and it stays fixed until the next
+    ``train()`` or assignment. Before any training or assignment of ``log_hyperparameters``, the
+    data-driven initial values of model.md are used.
+    """
+
+    def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, noise=1e-5, prior_dof=28.0,
+                 variance_barrier=False, device=None, dtype=None):
+        backend = _load_backend()
+        torch = backend.torch
+        self._b = backend
+        self._dtype = torch.float64 if dtype is None else dtype
+        self._device = torch.device("cpu") if device is None else torch.device(device)
+        self.symbols = list(symbols)
+        self.noise = float(noise)
+        self.prior_dof = float(prior_dof)
+        self.variance_barrier = bool(variance_barrier)
+        self._geometry = _Geometry(torch, self.symbols, fixed, cell, pbc, self._dtype, self._device)
+        self._kernel = backend.InverseDistanceKernel(
+            self._geometry, len(self._geometry.type_names), self._dtype, self._device
+        )
+        self._likelihood = backend.gpytorch.likelihoods.MultitaskGaussianLikelihood(
+            num_tasks=self._geometry.dims + 1,
+            rank=0,
+            has_global_noise=True,
+            has_task_noise=False,
+            # No transform, so that the noise is exactly the value set (fixed, model.md).
+            noise_constraint=backend.gpytorch.constraints.GreaterThan(0.0, transform=None),
+        ).to(dtype=self._dtype, device=self._device)
+        self._likelihood.noise = torch.tensor([self.noise], dtype=self._dtype, device=self._device)
+        self._likelihood.raw_noise.requires_grad_(False)
+        self._positions = []
+        self._energies = []
+        self._gradients = []
+        self._model = None
+        self._have_hyperparameters = False
+        self._sigma_c2_fixed = None
+        self._prediction_jitter = None
+
+    # ---------------------------------------------------------------- data
+
+    @property
+    def n_observations(self):
+        return len(self._energies)
+
+    @property
+    def type_names(self):
+        """Pair types as "A-B" (sorted element symbols), in the order of their length scales."""
+        return ["-".join(name) for name in self._geometry.type_names]
+
+    def add(self, positions, energy, forces):
+        """One observation: positions (N, 3) in Angstrom, energy in eV, forces (N, 3) in eV/A."""
+        positions = np.asarray(positions, dtype=float)
+        forces = np.asarray(forces, dtype=float)
+        n = self._geometry.n_atoms
+        if positions.shape != (n, 3) or forces.shape != (n, 3):
+            raise ValueError(f"positions and forces must have shape ({n}, 3)")
+        if not (np.isfinite(energy) and np.isfinite(positions).all() and np.isfinite(forces).all()):
+            raise ValueError("positions, energy and forces must be finite")
+        self._positions.append(positions.ravel())
+        self._energies.append(float(energy))
+        self._gradients.append(-forces[self._geometry.moving].ravel())
+        x = self._tensor(np.array(self._positions))
+        y_E = np.array(self._energies) - self._energies[0]
+        y = self._tensor(np.column_stack([y_E, np.array(self._gradients)]))
+        if self._model is None:
+            self._model = self._b.ExactModel(x, y, self._likelihood, self._kernel)
+        else:
+            self._model.set_train_data(x, y, strict=False)
+        self._invalidate()
+
+    def _tensor(self, value):
+        return self._b.torch.as_tensor(value, dtype=self._dtype, device=self._device)
+
+    def _require_data(self):
+        if not self._energies:
+            raise GPError("the GP has no observations")
+
+    # ------------------------------------------------------ hyperparameters
+
+    @property
+    def sigma_c2(self):
+        if self._sigma_c2_fixed is not None:
+            return self._sigma_c2_fixed
+        if not self._energies:
+            return 1.0
+        return self._data_sigma_c2()
+
+    @sigma_c2.setter
+    def sigma_c2(self, value):
+        value = float(value)
+        if not (value > 0.0 and math.isfinite(value)):
+            raise ValueError("sigma_c2 must be positive and finite")
+        self._sigma_c2_fixed = value
+        self._invalidate()
+
+    def _data_sigma_c2(self):
+        y_E = np.array(self._energies) - self._energies[0]
+        return max(1.0, float(np.mean(y_E)) ** 2)
+
+    def _prior_scales(self):
+        y_E = np.array(self._energies) - self._energies[0]
+        s_E2 = max(1.0, (float(np.ptp(y_E)) / 3.0) ** 2)
+        with self._b.torch.no_grad():
+            f, _ = self._geometry.features(self._model.train_inputs[0])
+            range_x2 = float((2.0 * ((f[:, None, :] - f[None, :, :]) ** 2).sum(-1)).max())
+        return s_E2, max(1.0, range_x2 / 9.0)
+
+    def _initial(self):
+        s_E2, s_x2 = self._prior_scales()
+        n_types = len(self._geometry.type_names)
+        log_l = math.log(_QUARTILE * math.sqrt(s_x2))
+        return np.concatenate([[math.log(_QUARTILE**2 * s_E2)], np.full(n_types, log_l)])
+
+    @property
+    def log_hyperparameters(self):
+        """(log sigma_m^2, log l_1, ..., log l_T); empty before any training or assignment."""
+        if not self._have_hyperparameters:
+            return np.empty(0)
+        return self._kernel.log_hyper.detach().cpu().numpy().copy()
+
+    @log_hyperparameters.setter
+    def log_hyperparameters(self, value):
+        value = np.asarray(value, dtype=float)
+        expected = 1 + len(self._geometry.type_names)
+        if value.shape != (expected,):
+            raise ValueError(f"expected {expected} log hyperparameters, got shape {value.shape}")
+        if not np.all(np.isfinite(value)):
+            raise ValueError("log hyperparameters are not finite")
+        self._set_w(value)
+        self._have_hyperparameters = True
+
+    def reset_hyperparameters(self):
+        """Forget the fitted hyperparameters: the next train() starts from the data."""
+        self._have_hyperparameters = False
+        self._invalidate()
+
+    def _set_w(self, w):
+        with self._b.torch.no_grad():
+            self._kernel.log_hyper.copy_(self._tensor(w))
+        self._invalidate()
+
+    def _invalidate(self):
+        # gpytorch caches the factor of the training covariance for predictions; drop it.
+        if self._model is not None:
+            self._model.prediction_strategy = None
+        self._prediction_jitter = None
+
+    def _ensure_hyperparameters(self):
+        self._require_data()
+        if not self._have_hyperparameters:
+            self._set_w(self._initial())
+            self._have_hyperparameters = True
+
+    # ------------------------------------------------------------ numerics
+
+    def _jitter(self):
+        """The first jitter of model.md, 1e-8 * max(1, mean diag K), at the current parameters."""
+        with self._b.torch.no_grad():
+            diagonal = self._kernel(self._model.train_inputs[0], diag=True)
+            mean_diag = float(diagonal.mean()) + self.noise
+        return 1e-8 * max(1.0, mean_diag)
+
+    @contextlib.contextmanager
+    def _exact_linear_algebra(self, jitter):
+        """Exact Cholesky everywhere: a plain try, then 7 with jitter, x10 per retry."""
+        b = self._b
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(b.gpytorch.settings.max_cholesky_size(2**62))
+            stack.enter_context(b.gpytorch.settings.fast_computations(False, False, False))
+            # With unbounded Cholesky sizes and no root decompositions, gpytorch's "fast" predictive
+            # variance is exact: it caches L^-1 of the training covariance instead of refactorising
+            # that matrix at every prediction.
+            stack.enter_context(b.gpytorch.settings.fast_pred_var(True))
+            stack.enter_context(b.linear_operator.settings.cholesky_jitter(jitter, jitter))
+            stack.enter_context(b.linear_operator.settings.cholesky_max_tries(7))
+            stack.enter_context(warnings.catch_warnings())
+            # The jitter retries are part of the model, not something to warn about.
+            warnings.simplefilter("ignore", b.linear_operator.utils.warnings.NumericalWarning)
+            yield
+
+    def _loss(self, scales):
+        """L(w) at the kernel's current parameters, as a torch scalar (may be +inf)."""
+        torch = self._b.torch
+        w = self._kernel.log_hyper
+        log2 = math.log(2.0)
+        if self.variance_barrier and float(w[0].detach()) >= log2:
+            return self._tensor(math.inf)
+        self._kernel.sigma_c2.fill_(self.sigma_c2)
+        self._model.train()
+        self._likelihood.train()
+        try:
+            with self._exact_linear_algebra(self._jitter()):
+                marginal = self._likelihood(self._model(self._model.train_inputs[0]))
+                value = -marginal.log_prob(self._model.train_targets)
+        except self._b.factor_errors:
+            return self._tensor(math.inf)
+        s_E2, s_x2 = scales
+        nu = self.prior_dof
+        log_prior = -0.5 * (nu + 1.0) * torch.log1p(torch.exp(w[0]) / (nu * s_E2)) + 0.5 * w[0]
+        log_prior = log_prior + (-torch.exp(2.0 * w[1:]) / (2.0 * s_x2) + w[1:]).sum()
+        value = value - log_prior
+        if self.variance_barrier:
+            strength = min(0.5, 1e-4 + 1e-3 * self.n_observations)
+            value = value - strength * torch.log(log2 - w[0])
+        return value
+
+    def objective(self, w=None):
+        """MAP objective L(w) and its gradient by torch autograd, on all observations.
+
+        w defaults to the current hyperparameters; sigma_c^2 is the current ``sigma_c2`` and the
+        prior scales come from the data. The model is left as it was. (inf, zeros) where undefined.
+        """
+        self._require_data()
+        saved = self._kernel.log_hyper.detach().clone()
+        if w is None:
+            w = self.log_hyperparameters if self._have_hyperparameters else self._initial()
+        self._set_w(np.asarray(w, dtype=float))
+        try:
+            self._kernel.log_hyper.grad = None
+            loss = self._loss(self._prior_scales())
+            if not bool(self._b.torch.isfinite(loss)):
+                return math.inf, np.zeros(len(saved))
+            loss.backward()
+            grad = self._kernel.log_hyper.grad.detach().cpu().numpy().copy()
+            return float(loss.detach()), grad
+        finally:
+            self._kernel.log_hyper.grad = None
+            self._set_w(saved)
+
+    def train(self, max_iterations=200):
+        """MAP fit of the hyperparameters on all observations (LBFGS), warm-started.
+
+        Fixes sigma_c^2 to the data first. An unusable warm start (barrier crossed, factor
+        failed) falls back to the data-driven initial values, as does a failed fit with no
+        hyperparameters yet. Returns a TrainingResult with the fields of the core's report.
+        """
+        self._require_data()
+        self._sigma_c2_fixed = self._data_sigma_c2()
+        scales = self._prior_scales()
+        start, reinitialised = self._initial(), False
+        if self._have_hyperparameters:
+            warm = self.log_hyperparameters
+            if math.isfinite(self.objective(warm)[0]):
+                start = warm
+            else:
+                reinitialised = True
+        value, w, iterations, evaluations = self._minimise(start, scales, max_iterations)
+        failed = not math.isfinite(value)
+        self._set_w(start if failed else w)
+        self._have_hyperparameters = True
+        return TrainingResult(
+            iterations=iterations,
+            evaluations=evaluations,
+            converged=not failed and iterations < max_iterations,
+            failed=failed,
+            reinitialised=reinitialised,
+            objective=value,
+            subset=tuple(range(self.n_observations)),
+        )
+
+    def _minimise(self, start, scales, max_iterations):
+        """LBFGS from start: (best value, its w, iterations, evaluations)."""
+        torch = self._b.torch
+        self._set_w(start)
+        param = self._kernel.log_hyper
+        best = {"value": math.inf, "w": np.asarray(start, dtype=float)}
+        # Where L is +inf the line search gets a large finite value instead: with inf its cubic
+        # interpolation yields NaN steps.
+        penalty = None
+
+        def closure():
+            nonlocal penalty
+            optimizer.zero_grad()
+            loss = self._loss(scales)
+            value = float(loss.detach())
+            if math.isfinite(value):
+                loss.backward()
+                if value < best["value"]:
+                    best["value"], best["w"] = value, param.detach().cpu().numpy().copy()
+                if penalty is None:
+                    penalty = abs(value) + 1e10
+                return loss.detach()
+            param.grad = torch.zeros_like(param)
+            return self._tensor(1e10 if penalty is None else penalty)
+
+        optimizer = torch.optim.LBFGS(
+            [param], lr=1.0, max_iter=max_iterations, line_search_fn="strong_wolfe",
+            tolerance_grad=1e-9, tolerance_change=1e-12, history_size=20,
+        )
+        optimizer.step(closure)
+        state = optimizer.state[param]
+        # LBFGS may end on a line-search trial point; the best point it evaluated is kept.
+        iterations, evaluations = int(state.get("n_iter", 0)), int(state.get("func_evals", 0))
+        return best["value"], best["w"], iterations, evaluations
+
+    # ---------------------------------------------------------- prediction
+
+    def predict(self, positions):
+        """Energy (eV, absolute), forces (N, 3; zero on fixed atoms), latent energy variance."""
+        self._ensure_hyperparameters()
+        torch = self._b.torch
+        positions = np.asarray(positions, dtype=float)
+        n = self._geometry.n_atoms
+        if positions.shape != (n, 3):
+            raise ValueError(f"positions must have shape ({n}, 3)")
+        x = self._tensor(positions.reshape(1, -1))
+        self._kernel.sigma_c2.fill_(self.sigma_c2)
+        self._model.eval()
+        self._likelihood.eval()
+        try:
+            if self._prediction_jitter is None:
+                self._prediction_jitter = self._jitter()
+            with torch.no_grad(), self._exact_linear_algebra(self._prediction_jitter):
+                # Predicting at an observed configuration is legitimate here (the dimer does).
+                warnings.simplefilter("ignore", self._b.gpytorch.utils.warnings.GPInputWarning)
+                latent = self._model(x)
+                mean = latent.mean[0].cpu().numpy()
+                variance = float(latent.lazy_covariance_matrix.diagonal()[0])
+        except self._b.factor_errors as exc:
+            self._invalidate()
+            raise GPError(f"the covariance matrix could not be factorised: {exc}") from exc
+        forces = np.zeros((n, 3))
+        forces[self._geometry.moving] = -mean[1:].reshape(-1, 3)
+        return self._energies[0] + float(mean[0]), forces, variance

@@ -1,0 +1,101 @@
+"""One saddle search by name: 'gprd', 'dimer' or 'sella', on any ASE calculator.
+
+The command line and the batch runner both come through here, so that every method is counted
+and reported the same way (a SearchResult).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+
+from .errors import InputError
+from .optimize import Dimer, GPRDimer, SearchResult
+
+METHODS = ("gprd", "dimer", "sella")
+
+
+class CountingCalculator(Calculator):
+    """Counts the electronic-structure calls an optimizer makes through it (Sella's, here)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        image = self.atoms.copy()
+        image.calc = self.inner
+        self.calls += 1
+        self.results = {"energy": image.get_potential_energy(), "forces": image.get_forces()}
+
+
+def check_settings(method, fmax, steps):
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if not (isinstance(fmax, (int, float)) and math.isfinite(fmax) and fmax > 0):
+        raise InputError(f"fmax must be a positive number, got {fmax}")
+    if int(steps) < 1:
+        raise InputError(f"steps must be at least 1, got {steps}")
+
+
+def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=300, seed=706253457,
+               trajectory=None, logfile=None, params=None) -> SearchResult:
+    """Runs one search from `atoms` (calculator attached); returns its SearchResult.
+
+    `mode` and `seed` apply to the dimer methods (Sella starts from the undisplaced guess and
+    finds its own mode); `params` are keyword arguments of the method's class.
+    """
+    check_settings(method, fmax, steps)
+    params = dict(params or {})
+    if method == "sella":
+        return _run_sella(atoms, fmax, steps, trajectory, logfile, params)
+    cls = GPRDimer if method == "gprd" else Dimer
+    opt = cls(atoms, mode=mode, trajectory=trajectory, logfile=logfile, seed=seed, **params)
+    with opt:
+        opt.run(fmax=fmax, steps=steps)
+    return opt.result
+
+
+def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
+    try:
+        from sella import Sella
+    except ImportError:
+        raise InputError("method 'sella' needs Sella: pip install 'gprdimer[sella]'") from None
+    result = SearchResult()
+    counter = CountingCalculator(atoms.calc)
+    user_calc = atoms.calc
+    atoms.calc = counter
+    t0 = time.time()
+    settings = {"internal": True, **params}
+    try:
+        with Sella(atoms, trajectory=trajectory, logfile=logfile, **settings) as opt:
+            converged = bool(opt.run(fmax=fmax, steps=steps))
+            try:
+                curvature = float(np.linalg.eigvalsh(opt.pes.get_HL().asarray()).min())
+            except Exception:  # Sella's Hessian interface varies between versions
+                curvature = math.nan
+            result.outer_iterations = opt.nsteps
+        forces = atoms.get_forces()
+        result.energy = float(atoms.get_potential_energy())
+        result.fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+        result.force_norm = float(np.linalg.norm(forces))
+        result.curvature = curvature
+        result.converged = converged and result.fmax < fmax and not curvature >= 0
+        result.stop_reason = "converged" if result.converged else (
+            "positive curvature" if converged else "max iterations")
+    except Exception as exc:  # a calculator fault inside Sella ends the search, as for ours
+        result.stop_reason = f"calculator failure: {type(exc).__name__}: {exc}"
+    finally:
+        result.calls = counter.calls
+        result.wall_time = time.time() - t0
+        result.positions = atoms.positions.copy()
+        result.mode = np.zeros_like(atoms.positions)
+        atoms.calc = user_calc
+    return result

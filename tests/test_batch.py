@@ -1,0 +1,260 @@
+"""Batch runs: tasks, the exactly-once store, local and jobqueue clusters, resuming after a kill."""
+
+import math
+import multiprocessing
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from ase.build import molecule
+from ase.io import write
+
+from gprdimer.batch import (Progress, Store, connect, failed_row, make_cluster, make_task,
+                            read_rows, run_batch, run_task)
+from gprdimer.batch.tasks import task_seed
+from gprdimer.cli import build_parser, main
+from gprdimer.errors import InputError
+
+# Cheap EMT molecules; with an unreachable fmax every search runs its full step budget, so a
+# task's duration is set by --steps alone.
+MOLECULES = ("NH3", "CH4", "H2O", "HCN")
+
+
+def xyz_folder(path, names=MOLECULES):
+    path.mkdir()
+    for name in names:
+        atoms = molecule(name)
+        atoms.rattle(0.05, seed=1)
+        write(path / f"{name}.xyz", atoms, format="xyz")
+    return path
+
+
+def emt_task(name="NH3", method="dimer", system=None, **kwargs):
+    atoms = molecule(name)
+    atoms.rattle(0.05, seed=1)
+    settings = dict(method=method, calc="emt", steps=5)
+    settings.update(kwargs)
+    return make_task(system or name, atoms, **settings)
+
+
+def keys_in(db):
+    with sqlite3.connect(db) as con:  # plain SQLite: reading while a runner writes
+        try:
+            return [r[0] for r in con.execute(
+                "SELECT value FROM text_key_values WHERE key = 'task_key'")]
+        except sqlite3.OperationalError:  # tables not created yet
+            return []
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+def test_run_task_returns_a_complete_row():
+    row = run_task(emt_task(method="gprd"))
+    assert row["task_key"] == "NH3|gprd|emt"
+    assert row["calls"] > 0 and math.isfinite(row["saddle_energy"])
+    assert row["seed"] == task_seed("NH3") and row["spin"] == "singlets"
+    assert len(row["positions"]) == 4 and len(row["forces"]) == 4
+    assert '"ase"' in row["versions"]
+
+
+def test_seed_depends_on_system_and_base_only():
+    assert task_seed("singlets/000") == task_seed("singlets/000")
+    assert task_seed("singlets/000") != task_seed("singlets/001")
+    assert task_seed("singlets/000", 1) != task_seed("singlets/000", 2)
+
+
+def test_task_error_becomes_a_failed_row():
+    row = run_task(emt_task(calc="no-such-calculator"))
+    assert row["converged"] is False
+    assert row["stop_reason"].startswith("error: InputError: unknown calculator")
+
+
+def test_task_that_runs_too_long_is_stopped():
+    # Starting the child interpreter alone takes longer than this.
+    row = run_task(emt_task(timeout=0.2))
+    assert row["converged"] is False and row["stop_reason"] == "timeout after 0.2 s"
+
+
+def test_task_with_timeout_runs_in_a_child():
+    row = run_task(emt_task(timeout=120))
+    assert row["stop_reason"] == "max iterations" and row["calls"] > 0
+
+
+# --- store -------------------------------------------------------------------------------------
+
+def test_store_writes_each_task_once(tmp_path):
+    store = Store(tmp_path / "r.db")
+    row = failed_row(emt_task(), "error: test")
+    assert store.write(row) is True
+    assert store.write(row) is False
+    assert store.done_keys() == {"NH3|dimer|emt"}
+    assert len(read_rows(tmp_path / "r.db")) == 1
+
+
+def test_a_failed_write_leaves_no_partial_row(tmp_path, monkeypatch):
+    store = Store(tmp_path / "r.db")
+    store.write(failed_row(emt_task("NH3"), "error: test"))
+    original = store._db.write
+
+    def write_then_fail(*args, **kwargs):
+        original(*args, **kwargs)
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store._db, "write", write_then_fail)
+    with pytest.raises(OSError, match=r"r\.db: could not record task 'CH4\|dimer\|emt'.*full"):
+        store.write(failed_row(emt_task("CH4"), "error: test"))
+    assert [r["task_key"] for r in read_rows(tmp_path / "r.db")] == ["NH3|dimer|emt"]
+
+
+@pytest.mark.parametrize("where, message", [("missing/r.db", "does not exist"),
+                                            (".", "is a directory")])
+def test_store_path_errors_name_the_path(tmp_path, where, message):
+    with pytest.raises(InputError, match=message):
+        Store(tmp_path / where)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only files")
+def test_read_only_database_is_refused(tmp_path):
+    path = tmp_path / "r.db"
+    Store(path)
+    path.chmod(0o444)
+    with pytest.raises(InputError, match="r.db: results database is not writable"):
+        Store(path)
+
+
+def _write_all(path, rows, barrier, results):
+    store = Store(path)
+    rows = list(rows)
+    random.Random(os.getpid()).shuffle(rows)
+    barrier.wait()
+    results.put(sum(store.write(row) for row in rows))
+
+
+def test_two_runners_on_one_database_write_no_duplicates(tmp_path):
+    path = tmp_path / "r.db"
+    # Enough rows that interleaved check-then-insert without the lock would write some twice.
+    rows = [failed_row(emt_task(method=method, system=f"s{i:02d}"), "error: test")
+            for i in range(20) for method in ("gprd", "dimer", "sella")]
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(2), context.Queue()
+    runners = [context.Process(target=_write_all, args=(path, rows, barrier, results))
+               for _ in range(2)]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(60)
+    assert [runner.exitcode for runner in runners] == [0, 0]
+    assert results.get() + results.get() == len(rows)
+    keys = keys_in(path)
+    assert sorted(keys) == sorted(row["task_key"] for row in rows)
+
+
+# --- batches on Dask ---------------------------------------------------------------------------
+
+def test_batch_of_four_tasks_on_two_workers(tmp_path, capsys):
+    folder = xyz_folder(tmp_path / "set", MOLECULES[:2])
+    db = tmp_path / "r.db"
+    argv = ["batch", str(folder), "--methods", "gprd,dimer", "--calc", "emt", "--db", str(db),
+            "--workers", "2", "--steps", "5"]
+    assert main(argv) == 0
+    rows = read_rows(db)
+    assert sorted(r["task_key"] for r in rows) == sorted(
+        f"{name}|{method}|emt" for name in MOLECULES[:2] for method in ("gprd", "dimer"))
+    assert all(r["calls"] > 0 for r in rows)
+    assert main(argv) == 0  # a finished batch runs nothing again
+    assert "4 already in" in capsys.readouterr().out
+    assert len(read_rows(db)) == 4
+
+
+def test_killed_batch_resumes_and_records_every_task_once(tmp_path):
+    folder = xyz_folder(tmp_path / "set")
+    db = tmp_path / "r.db"
+    command = [sys.executable, "-m", "gprdimer", "batch", str(folder), "--methods", "dimer",
+               "--calc", "emt", "--db", str(db), "--workers", "1", "--steps", "150",
+               "--fmax", "1e-6"]
+    # Its own session, so that the kill reaches the runner and its worker processes.
+    runner = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not keys_in(db) and time.time() < deadline and runner.poll() is None:
+            time.sleep(0.05)
+    finally:
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait()
+    first = keys_in(db)
+    assert 1 <= len(first) < len(MOLECULES)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{len(first)} already in" in finished.stdout
+    assert sorted(keys_in(db)) == sorted(f"{name}|dimer|emt" for name in MOLECULES)
+
+
+def test_lost_worker_task_is_recorded_as_failed(tmp_path):
+    def die(task):  # local, so that cloudpickle ships it by value to the worker
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    store = Store(tmp_path / "r.db")
+    with make_cluster("local", workers=1) as cluster, connect(cluster.scheduler_address) as client:
+        counts = run_batch(client, [emt_task()], store, function=die)
+    assert counts["failed"] == 1
+    (row,) = read_rows(tmp_path / "r.db")
+    assert row["stop_reason"].startswith("worker lost 2 times")
+
+
+def test_progress_without_tqdm_prints_lines(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` fail
+    progress = Progress(4, stream=sys.stdout)
+    progress.update(True, running=2)
+    progress.update(False, running=1)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("2/4 done, 1 failed, 1 running, ~") and line.endswith(" left")
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind, lines", [
+    ("slurm", ["#SBATCH -p short", "#SBATCH -t 01:30:00", "#SBATCH --cpus-per-task=8",
+               "#SBATCH --mem=4G"]),
+    ("pbs", ["#PBS -q short", "#PBS -l walltime=01:30:00",
+             "#PBS -l select=1:ncpus=8:mem=4096MB"]),
+])
+def test_jobqueue_cluster_from_command_line_options(tmp_path, kind, lines):
+    args = build_parser().parse_args([
+        "batch", "SET", "--cluster", kind, "--queue", "short", "--walltime", "01:30:00",
+        "--cores", "8", "--memory", "4GiB", "--threads-per-worker", "2"])
+    with make_cluster(args.cluster, threads_per_worker=args.threads_per_worker, queue=args.queue,
+                      walltime=args.walltime, cores=args.cores, memory=args.memory,
+                      jobs=0) as cluster:
+        script = cluster.job_script()
+    for line in lines:
+        assert line in script
+    # Four single-thread workers per job, each task with two BLAS threads.
+    assert "--nworkers 4" in script and "--nthreads 1" in script
+    assert "export OMP_NUM_THREADS=2" in script
+
+
+def test_cluster_config_file_and_overrides(tmp_path):
+    config = tmp_path / "cluster.yaml"
+    config.write_text("queue: long\ncores: 4\nmemory: 2GiB\naccount: chem\n"
+                      "job-extra-directives: ['--constraint=cpu']\n")
+    with make_cluster("slurm", queue="short", config=config, jobs=0) as cluster:
+        script = cluster.job_script()
+    assert "#SBATCH -p short" in script and "#SBATCH -A chem" in script
+    assert "#SBATCH --constraint=cpu" in script
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(kind="slurm", cores=4), "needs --cores and --memory"),
+    (dict(kind="local", queue="short"), "queue: only for --cluster slurm or pbs"),
+    (dict(kind="sge"), "unknown cluster 'sge'"),
+    (dict(kind="slurm", cores=4, memory="2GiB", config="missing.yaml"), "missing.yaml: no such"),
+])
+def test_cluster_option_errors(options, message):
+    with pytest.raises(InputError, match=message):
+        make_cluster(**options)

@@ -1,0 +1,94 @@
+"""The gprdimer command: searches that write their files, and user errors as one-line messages."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from ase.io import read
+
+from gprdimer.cli import main
+
+WATER = "3\nwater\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n"
+HCN = "3\nbent HCN\nC 0 0 0\nN 1.17 0 0\nH 0.5 1.1 0\n"
+
+
+def run(argv):
+    """Exit code of `gprdimer argv`, whether main returns it or argparse exits."""
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+@pytest.fixture
+def water(tmp_path):
+    path = tmp_path / "water.xyz"
+    path.write_text(WATER)
+    return path
+
+
+def test_search_writes_trajectory_and_result_beside_the_input(tmp_path, capsys):
+    guess = tmp_path / "hcn.xyz"
+    guess.write_text(HCN)
+    assert run(["search", guess, "--calc", "emt", "--method", "gprd", "--steps", "8"]) == 0
+    result = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert result["method"] == "gprd" and result["calc"] == "emt"
+    assert result["settings"]["steps"] == 8 and "ase" in result["versions"]
+    assert result["calls"] > 0 and np.shape(result["positions"]) == (3, 3)
+    assert len(read(tmp_path / "hcn.gprd.traj", ":")) == result["calls"]
+    out = capsys.readouterr().out
+    assert "GPRDimer" in out and f"calls        {result['calls']}" in out
+
+
+def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert run(["search"]) == 0
+    result = json.loads((tmp_path / "hcn_to_hnc.gprd.json").read_text())
+    assert result["converged"] and result["calc"] == "hf/3-21g"
+    assert result["curvature"] < 0
+    assert (tmp_path / "hcn_to_hnc.gprd.traj").is_file()
+    assert "converged    yes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["search", "missing.xyz"], "missing.xyz: no such file"),
+    (["search", "TRUNCATED"], "truncated: line 1 announces 3 atoms, the file holds 2"),
+    (["search", "WATER", "--method", "newton"], "unknown method 'newton'"),
+    (["search", "WATER", "--calc", "dft-magic"], "unknown calculator 'dft-magic'"),
+    (["search", "WATER", "--fmax", "-0.1"], "fmax must be a positive number, got -0.1"),
+    (["search", "WATER", "--steps", "0"], "steps must be at least 1, got 0"),
+    (["search", "WATER", "--multiplicity", "2"], "multiplicity 2 is impossible with 10 electrons"),
+    (["search", "WATER", "--charge", "1"], "multiplicity 1 is impossible with 9 electrons"),
+    (["search", "WATER", "--mode", "MODE"], "mode.npy: the mode has 5 values (shape (5,))"),
+    (["search", "WATER", "--fmax", "abc"], "argument --fmax: invalid float value: 'abc'"),
+    (["search", "WATER", "--threads", "0"], "--threads must be at least 1"),
+    (["batch", "missing-set", "--calc", "emt"], "missing-set: no such file or directory"),
+    (["batch", "SETDIR", "--calc", "emt", "--methods", "gprd,newton"], "unknown method 'newton'"),
+    (["batch", "SETDIR", "--calc", "emt", "--only", "nothere"], "--only: nothere not in"),
+    (["batch", "SETDIR", "--calc", "emt", "--timeout", "0"], "--timeout must be a positive"),
+    (["batch", "SETDIR", "--calc", "emt", "--db", "no/such/r.db"], "folder no/such does not exist"),
+    (["report", "missing.db"], "missing.db: no such results database"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_user_errors_are_one_line_and_exit_2(tmp_path, water, capsys, argv, message):
+    (tmp_path / "truncated.xyz").write_text(WATER.rsplit("H", 1)[0])
+    np.save(tmp_path / "mode.npy", np.ones(5))
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "water.xyz").write_text(WATER)
+    names = {"WATER": water, "TRUNCATED": tmp_path / "truncated.xyz", "MODE": tmp_path / "mode.npy",
+             "SETDIR": tmp_path / "set"}
+    assert run([names.get(a, a) for a in argv]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gprdimer: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in captured.err and not list(tmp_path.glob("*.traj"))
+
+
+def test_the_installed_command_reports_errors_without_a_traceback(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "gprdimer", "search", tmp_path / "nothing.xyz"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == f"gprdimer: error: {tmp_path / 'nothing.xyz'}: no such file\n"

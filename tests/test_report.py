@@ -1,0 +1,122 @@
+"""Reports from a results database: tables, CSVs, plots, and the comparison with published CSVs."""
+
+import csv
+
+import pytest
+from ase import Atoms
+
+from gprdimer.batch import Store, failed_row, make_task
+from gprdimer.cli import main
+from gprdimer.report import build_report, same_saddle_table, summary_table
+
+CALC = "hf/3-21g"
+# system: (spin, method: (converged, calls, wall s, gp s, saddle energy eV))
+RESULTS = {
+    "singlets/000": {"gprd": (True, 20, 4.0, 1.0, -100.000), "sella": (True, 40, 8.0, 0, -100.005),
+                     "dimer": (True, 150, 30.0, 0, -100.5)},
+    "singlets/001": {"gprd": (True, 30, 6.0, 2.0, -200.0), "sella": (False, 300, 60.0, 0, -199.0),
+                     "dimer": (False, 900, 90.0, 0, -198.0)},
+    "doublets/000": {"gprd": (False, 50, 10.0, 3.0, -50.0), "sella": (True, 25, 5.0, 0, -51.0),
+                     "dimer": (True, 80, 16.0, 0, -51.002)},
+}
+PUBLISHED = {  # method file: rows of (spin, mol_id, pes_calls, saddle_energy, success)
+    "data_gprd.csv": [("singlets", "000", 22, -100.001, True),
+                      ("singlets", "001", 28, -200.2, True), ("doublets", "000", 40, -51.0, True)],
+    "data_sella.csv": [("singlets", "000", 42, -100.005, True),
+                       ("singlets", "001", 100, -200.0, True),
+                       ("doublets", "000", 24, -51.0, True)],
+    "data_idimer_cgrot_lbfgs.csv": [("singlets", "000", 160, -100.5, True),
+                                    ("singlets", "001", 300, -200.0, False),
+                                    ("doublets", "000", 90, -51.002, True)],
+}
+
+
+def rows():
+    out = []
+    for system, methods in RESULTS.items():
+        spin = system.split("/")[0]
+        for method, (converged, calls, wall, gp, energy) in methods.items():
+            task = make_task(system, Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)]),
+                             method=method, calc=CALC, multiplicity=1 if spin == "singlets" else 2)
+            row = failed_row(task, "converged" if converged else "max iterations")
+            row.update(converged=converged, calls=calls, wall_time=wall, gp_time=gp,
+                       saddle_energy=energy)
+            out.append(row)
+    return out
+
+
+@pytest.fixture
+def db(tmp_path):
+    store = Store(tmp_path / "results.db")
+    for row in rows():
+        store.write(row)
+    return tmp_path / "results.db"
+
+
+@pytest.fixture
+def reference(tmp_path):
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    for name, entries in PUBLISHED.items():
+        with open(folder / name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["pes_calls", "saddle_energy", "success", "mol_id", "spin"])
+            for spin, mol_id, calls, energy, success in entries:
+                writer.writerow([calls, energy, success, mol_id, spin])
+    return folder
+
+
+def test_summary_counts_converged_searches_only():
+    table = {r["method"]: r for r in summary_table(rows())}
+    assert table["gprd"]["success_rate"] == pytest.approx(2 / 3)
+    assert table["gprd"]["calls_median"] == 25 and table["gprd"]["calls_iqr"] == 5
+    assert table["gprd"]["gp_share"] == pytest.approx(3 / 10)
+    # gprd and sella both converged only on singlets/000: 4 s against 8 s.
+    assert table["gprd"]["wall_vs_sella"] == pytest.approx(0.5)
+    assert table["sella"]["wall_vs_sella"] == pytest.approx(1.0)
+
+
+def test_same_saddle_share_by_spin():
+    table = {(r["methods"], r["spin"]): r for r in same_saddle_table(rows())}
+    assert table["gprd / sella", "singlets"]["share"] == 1.0  # 5 meV apart
+    assert table["dimer / gprd", "singlets"]["share"] == 0.0  # 0.5 eV apart
+    assert table["dimer / sella", "doublets"]["share"] == 1.0  # 2 meV apart
+    assert ("gprd / sella", "doublets") not in table  # gprd did not converge there
+
+
+def test_report_files(db, reference, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", str(db), "--reference", str(reference), "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "summary.csv", "same_saddle.csv", "reference.csv",
+            "reference_systems.csv", "converged_vs_calls.png", "parity.png"} <= names
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (out / "report.md").read_text()
+    for method in ("gprd", "sella", "dimer"):
+        assert f"| {CALC} | {method} |" in markdown
+        assert method in (out / "summary.csv").read_text()
+    with open(out / "reference.csv") as handle:
+        published = {r["method"]: r for r in csv.DictReader(handle)}
+    assert float(published["gprd"]["published_calls_median"]) == 25  # 22 and 28
+    assert float(published["gprd"]["same_saddle_share"]) == 0.5  # 1 meV and 0.2 eV apart
+    assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_report_defaults_to_the_database_folder(db):
+    written = build_report(db)
+    assert all(path.parent == db.parent for path in written)
+    assert (db.parent / "report.md").is_file()
+
+
+def test_energies_are_compared_only_at_the_published_level(db, reference, tmp_path):
+    store = Store(db)
+    task = make_task("singlets/000", Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)]),
+                     method="gprd", calc="xtb")
+    row = failed_row(task, "converged")
+    row.update(converged=True, calls=10, wall_time=1.0, gp_time=0.5, saddle_energy=-5.0)
+    store.write(row)
+    build_report(db, reference=reference, out=tmp_path / "out")
+    with open(tmp_path / "out" / "reference_systems.csv") as handle:
+        xtb = [r for r in csv.DictReader(handle) if r["calc"] == "xtb"]
+    assert xtb[0]["published_calls"] == "22" and xtb[0]["energy_gap"] == "nan"
