@@ -8,7 +8,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 from ase.build import molecule
@@ -118,13 +120,33 @@ def test_store_path_errors_name_the_path(tmp_path, where, message):
         Store(tmp_path / where)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to read-only files")
-def test_read_only_database_is_refused(tmp_path):
-    path = tmp_path / "r.db"
-    Store(path)
-    path.chmod(0o444)
-    with pytest.raises(InputError, match="r.db: results database is not writable"):
+def _refused_as(path, uid, results):
+    """Opens the store as `uid` (root ignores file modes, so root's tests drop to nobody)."""
+    if uid is not None:
+        os.setgid(uid)
+        os.setuid(uid)
+    try:
         Store(path)
+        results.put("opened")
+    except Exception as exc:  # the test asserts on the message, whatever went wrong
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_read_only_database_is_refused():
+    # pytest's tmp_path sits under a root-only folder that nobody could not even reach
+    with tempfile.TemporaryDirectory() as folder:
+        os.chmod(folder, 0o755)
+        path = Path(folder) / "r.db"
+        Store(path)
+        path.chmod(0o444)
+        context = multiprocessing.get_context("fork")
+        results = context.Queue()
+        child = context.Process(target=_refused_as,
+                                args=(path, 65534 if os.geteuid() == 0 else None, results))
+        child.start()
+        child.join(30)
+        message = results.get(timeout=5)
+    assert message.startswith("InputError") and "r.db: results database is not writable" in message
 
 
 def _write_all(path, rows, barrier, results):
