@@ -200,8 +200,9 @@ def test_killed_batch_resumes_and_records_every_task_once(tmp_path):
                "--calc", "emt", "--db", str(db), "--workers", "1", "--steps", "150",
                "--fmax", "1e-6"]
     # Its own session, so that the kill reaches the runner and its worker processes.
+    # cwd outside the checkout: `-m` would otherwise import the uncompiled source tree
     runner = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         deadline = time.time() + 60
         while not keys_in(db) and time.time() < deadline and runner.poll() is None:
@@ -211,7 +212,7 @@ def test_killed_batch_resumes_and_records_every_task_once(tmp_path):
         runner.wait()
     first = keys_in(db)
     assert 1 <= len(first) < len(MOLECULES)
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr
     assert f"{len(first)} already in" in finished.stdout
     assert sorted(keys_in(db)) == sorted(f"{name}|dimer|emt" for name in MOLECULES)

@@ -88,7 +88,8 @@ def test_user_errors_are_one_line_and_exit_2(tmp_path, water, capsys, argv, mess
 
 
 def test_the_installed_command_reports_errors_without_a_traceback(tmp_path):
+    # cwd outside the checkout: `-m` would otherwise import the uncompiled source tree
     done = subprocess.run([sys.executable, "-m", "gprdimer", "search", tmp_path / "nothing.xyz"],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == f"gprdimer: error: {tmp_path / 'nothing.xyz'}: no such file\n"

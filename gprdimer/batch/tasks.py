@@ -183,8 +183,10 @@ def _run_with_timeout(task):
         command = [sys.executable, "-c", code, str(task_file), str(row_file)]
         start = time.time()
         # Worker processes are daemons, which multiprocessing forbids to have children;
-        # a subprocess is allowed.
-        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+        # a subprocess is allowed. It runs in the scratch folder: `-c` puts the working
+        # directory first on sys.path, and a source checkout there would shadow the installed
+        # package and its compiled core.
+        child = subprocess.Popen(command, env=env, cwd=folder, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _, stderr = child.communicate(timeout=timeout)
