@@ -7,6 +7,7 @@ context manager) is ASE's.
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -134,6 +135,9 @@ class _SaddleSearch(Optimizer):
         self.logfile.write(f"{type(self).__name__:>12s} {self.nsteps:5d} {r.calls:5d} "
                            f"{time.time() - self._t0:8.2f} {r.energy:15.6f} {r.fmax:9.4f} "
                            f"{r.force_norm:9.4f} {r.curvature:9.3f}  {self._note}\n")
+        # ASE < 3.26 hands us a plain buffered file; newer ASE wraps it in a Log that flushes.
+        if isinstance(self.logfile, io.IOBase):
+            self.logfile.flush()
 
     def irun(self, fmax=0.01, steps=300):
         if not (fmax > 0 and math.isfinite(fmax)):
