@@ -132,7 +132,7 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(42)
     X, E, F = observations(atoms, calc, max(sizes), rng)
-    print(f"molecule {name} ({len(atoms)} atoms), energies/forces from {calc_name}, "
+    print(f"load average {os.getloadavg()[0]:.1f}; molecule {name} ({len(atoms)} atoms), energies/forces from {calc_name}, "
           f"training subset {args.subset}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     header = ("| M | core train (s) | reference train (s) | train ratio | core predict (ms) | "
               "reference predict (ms) | predict ratio |")

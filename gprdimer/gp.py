@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
+from .constraints import fixed_atoms, fixed_mask
 from .errors import GPError, InputError
 
-__all__ = ["GaussianProcess", "TrainingReport", "fixed_mask"]
+__all__ = ["GaussianProcess", "TrainingReport"]
 
 
 @dataclass(frozen=True)
@@ -26,23 +27,6 @@ class TrainingReport:
     objective: float
     subset: tuple[int, ...]
     kept: bool = False
-
-
-def fixed_mask(n_atoms: int, fixed) -> list[bool]:
-    """A boolean mask from None, a boolean mask, or a list of fixed atom indices."""
-    if fixed is None:
-        return [False] * n_atoms
-    arr = np.asarray(fixed)
-    if arr.dtype == bool:
-        if arr.shape != (n_atoms,):
-            raise InputError(f"fixed mask has shape {arr.shape}, expected ({n_atoms},)")
-        return [bool(v) for v in arr]
-    mask = [False] * n_atoms
-    for i in arr.ravel():
-        if not 0 <= int(i) < n_atoms:
-            raise InputError(f"fixed atom index {int(i)} is outside 0..{n_atoms - 1}")
-        mask[int(i)] = True
-    return mask
 
 
 def _cell_and_pbc(cell, pbc):
@@ -82,7 +66,7 @@ class GaussianProcess:
         self.n_atoms = len(self.symbols)
         if self.n_atoms < 2:
             raise InputError(f"a GP on inverse distances needs at least 2 atoms, got {self.n_atoms}")
-        self.fixed = fixed_mask(self.n_atoms, fixed)
+        self.fixed = [bool(v) for v in fixed_mask(self.n_atoms, fixed)]
         cell, pbc = _cell_and_pbc(cell, pbc)
         if noise <= 0 or not np.isfinite(noise):
             raise InputError(f"noise must be a positive number, got {noise}")
@@ -111,10 +95,7 @@ class GaussianProcess:
     @classmethod
     def from_atoms(cls, atoms, **params):
         """A GP for this ASE Atoms object: its symbols, FixAtoms constraints, cell and pbc."""
-        from ase.constraints import FixAtoms
-
-        fixed = [i for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()]
-        return cls(atoms.get_chemical_symbols(), fixed=fixed or None,
+        return cls(atoms.get_chemical_symbols(), fixed=fixed_atoms(atoms) or None,
                    cell=atoms.cell.array if atoms.pbc.any() else None, pbc=atoms.pbc, **params)
 
     def _positions(self, positions, what="positions"):

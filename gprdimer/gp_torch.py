@@ -22,13 +22,13 @@ them.
 """
 
 import contextlib
-import dataclasses
 import math
 import warnings
 
 import numpy as np
 
 from .errors import GPError
+from .gp import TrainingReport
 
 _INSTALL_HINT = (
     "the gpytorch backend needs torch and gpytorch: install torch 2.13.0 first "
@@ -211,19 +211,6 @@ class _Geometry:
         q = d / r[..., None] ** 3
         J = self.torch.einsum("npc,pa->npac", q, self.sign).reshape(x.shape[0], -1, self.dims)
         return 1.0 / r, J
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingResult:
-    """What ``TorchGaussianProcess.train`` did; the fields of the C++ core's TrainingReport."""
-
-    iterations: int
-    evaluations: int
-    converged: bool
-    failed: bool
-    reinitialised: bool
-    objective: float
-    subset: tuple
 
 
 class TorchGaussianProcess:
@@ -467,7 +454,7 @@ class TorchGaussianProcess:
 
         Fixes sigma_c^2 to the data first. An unusable warm start (barrier crossed, factor
         failed) falls back to the data-driven initial values, as does a failed fit with no
-        hyperparameters yet. Returns a TrainingResult with the fields of the core's report.
+        hyperparameters yet. Returns the core's TrainingReport.
         """
         self._require_data()
         self._sigma_c2_fixed = self._data_sigma_c2()
@@ -483,7 +470,7 @@ class TorchGaussianProcess:
         failed = not math.isfinite(value)
         self._set_w(start if failed else w)
         self._have_hyperparameters = True
-        return TrainingResult(
+        return TrainingReport(
             iterations=iterations,
             evaluations=evaluations,
             converged=not failed and iterations < max_iterations,

@@ -7,9 +7,10 @@ softest mode of the Lindh et al. (1995) model Hessian, Chem. Phys. Lett. 241, 42
 
 import numpy as np
 from ase import units
-from ase.constraints import FixAtoms
 from ase.data import covalent_radii
 
+from .constraints import fixed_atoms
+from .constraints import fixed_mask as _mask
 from .errors import InputError
 
 SEED = 706253457
@@ -37,34 +38,8 @@ MODE_CHOICES = ("random", "hessian")
 
 
 def fixed_mask(atoms, fixed=None):
-    """Boolean mask of fixed atoms.
-
-    Parameters
-    ----------
-    atoms : ase.Atoms
-    fixed : array_like of bool or int, optional
-        Mask or indices of fixed atoms; None takes the indices of the FixAtoms constraints.
-    """
-    n = len(atoms)
-    mask = np.zeros(n, dtype=bool)
-    if fixed is None:
-        for constraint in atoms.constraints:
-            if isinstance(constraint, FixAtoms):
-                mask[constraint.get_indices()] = True
-        return mask
-    fixed = np.asarray(fixed)
-    if fixed.dtype == bool:
-        if fixed.shape != (n,):
-            raise InputError(f"fixed mask has shape {fixed.shape}, expected ({n},)")
-        return fixed.copy()
-    if fixed.size == 0:
-        return mask
-    if fixed.ndim != 1 or not np.issubdtype(fixed.dtype, np.integer):
-        raise InputError("fixed must be a boolean mask or a list of atom indices")
-    if fixed.min() < -n or fixed.max() >= n:
-        raise InputError(f"fixed holds an index outside 0..{n - 1}")
-    mask[fixed] = True
-    return mask
+    """Boolean mask of fixed atoms: `fixed` (mask or indices), or the FixAtoms of `atoms`."""
+    return _mask(len(atoms), fixed_atoms(atoms) if fixed is None else fixed)
 
 
 def _pair_vectors(atoms):

@@ -19,7 +19,8 @@ from ase.optimize.optimize import Optimizer
 
 from . import _core
 from .errors import GPError, InputError
-from .gp import GaussianProcess, fixed_mask
+from .constraints import fixed_atoms, fixed_mask
+from .gp import GaussianProcess
 from .modes import initial_mode
 
 __all__ = ["GPRDimer", "Dimer", "SearchResult"]
@@ -71,7 +72,7 @@ class _SaddleSearch(Optimizer):
         self._mode_spec = mode
         self._trajectory_path = trajectory
         Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None, **kwargs)
-        self.fixed = np.array(fixed_mask(len(atoms), _fixed_indices(atoms) or None))
+        self.fixed = fixed_mask(len(atoms), fixed_atoms(atoms))
         self.result = SearchResult()
         self._traj = None
         self._started = False
@@ -227,12 +228,6 @@ class _SaddleSearch(Optimizer):
         out = np.zeros((len(self.atoms), 3))
         out[self.fixed] = self._x_start[self.fixed]
         return out
-
-
-def _fixed_indices(atoms):
-    from ase.constraints import FixAtoms
-
-    return [int(i) for c in atoms.constraints if isinstance(c, FixAtoms) for i in c.get_indices()]
 
 
 class GPRDimer(_SaddleSearch):
