@@ -126,13 +126,14 @@ def main(argv=None):
     p.add_argument("--out", default=None, help="append the table to this Markdown file")
     args = p.parse_args(argv)
 
+    load = os.getloadavg()[0]
     name, atoms = molecule(args.data)
     calc_name, calc = calculator()
     symbols = atoms.get_chemical_symbols()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(42)
     X, E, F = observations(atoms, calc, max(sizes), rng)
-    print(f"load average {os.getloadavg()[0]:.1f}; molecule {name} ({len(atoms)} atoms), energies/forces from {calc_name}, "
+    print(f"load average {load:.1f}; molecule {name} ({len(atoms)} atoms), energies/forces from {calc_name}, "
           f"training subset {args.subset}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     header = ("| M | core train (s) | reference train (s) | train ratio | core predict (ms) | "
               "reference predict (ms) | predict ratio |")
@@ -152,7 +153,8 @@ def main(argv=None):
                      f"{time.strftime('%Y-%m-%d')})\n\n`OMP_NUM_THREADS=1 python benchmarks/gp_core.py "
                      f"--out docs/benchmarks.md`: {name}, {len(atoms)} atoms, {calc_name} data, "
                      f"train on an FPS subset of {args.subset}; core predict timed over "
-                     f"{args.predict} calls, reference over {args.ref_predict}.\n\n{table}\n")
+                     f"{args.predict} calls, reference over {args.ref_predict}; load average "
+                     f"{load:.1f} on 2 cores at the start.\n\n{table}\n")
 
 
 if __name__ == "__main__":
