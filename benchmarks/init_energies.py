@@ -92,20 +92,16 @@ def run(tasks, workers, out):
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
         if new_file:
             writer.writeheader()
-        if workers == 1:
-            rows = map(compute, tasks)
-        else:
-            pool = multiprocessing.Pool(workers)
-            rows = pool.imap_unordered(compute, tasks)
-        for i, row in enumerate(rows, 1):
+        # A fresh process per system: memory and PySCF state of one system cannot slow the next.
+        pool = multiprocessing.Pool(workers, maxtasksperchild=1)
+        for i, row in enumerate(pool.imap_unordered(compute, tasks), 1):
             writer.writerow(row)
             handle.flush()
             status = row['error'] or f"dE {row['delta_eV']} eV, {row['scf_cycles']} cycles"
             print(f"[{i}/{len(tasks)}] {row['name']} ({row['atoms']} atoms): {status}, "
                   f"{row['seconds']} s", flush=True)
-        if workers != 1:
-            pool.close()
-            pool.join()
+        pool.close()
+        pool.join()
 
 
 def report(names, done, tol):

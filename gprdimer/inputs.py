@@ -7,6 +7,7 @@ that the command line can print it and exit 2 instead of showing a traceback.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +93,20 @@ def read_mode(path, n_atoms: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file; expected a mode vector of {3 * n_atoms} numbers "
+                         f"({n_atoms} atoms x 3)")
     try:
-        if path.suffix == ".npy":
-            v = np.load(path, allow_pickle=False)
-        else:
-            v = np.loadtxt(path, ndmin=1)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path}: not a mode vector ({exc})") from None
-    v = np.asarray(v, dtype=float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # loadtxt warns on a file without numbers
+            if path.suffix == ".npy":
+                v = np.load(path, allow_pickle=False)
+            else:
+                v = np.loadtxt(path, ndmin=1)
+        v = np.asarray(v, dtype=float)
+    except (ValueError, TypeError, OSError, EOFError) as exc:
+        # EOFError: a .npy file cut short; TypeError: an array of non-numbers
+        raise InputError(f"{path}: not a mode vector ({type(exc).__name__}: {exc})") from None
     if v.size == 0:
         raise InputError(f"{path}: the mode vector is empty")
     if v.size != 3 * n_atoms:

@@ -54,6 +54,30 @@ def _fmax(forces):
     return float(np.sqrt((forces**2).sum(axis=1)).max())
 
 
+# Errors of the GP and of the compiled surrogate searches (C++ invalid_argument -> ValueError,
+# runtime_error -> RuntimeError); a calculator's faults never get here, _evaluate turns them into
+# a _Stop first.
+_NUMERICAL_ERRORS = (GPError, InputError, ValueError, RuntimeError, ArithmeticError)
+
+
+def _check_number(name, value, *, low=0.0, strict=True, finite=True):
+    """InputError unless `value` is a number above `low` (or at least `low` when not strict)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    above = v > low if strict else v >= low
+    if not above or math.isnan(v) or (finite and not math.isfinite(v)):
+        bound = f"{'above' if strict else 'at least'} {low:g}"
+        raise InputError(f"{name} must be {'a finite number' if finite else 'a number'} {bound}, "
+                         f"got {value!r}")
+    return v
+
+
+def _all_finite(*arrays):
+    return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
+
+
 class _SaddleSearch(Optimizer):
     """Shared outer loop: true evaluations, trajectory, convergence with curvature, result."""
 
@@ -61,8 +85,8 @@ class _SaddleSearch(Optimizer):
                  separation=0.01, max_energy_rise=10.0, seed=706253457, **kwargs):
         if metric not in _METRICS:
             raise InputError(f"metric must be one of {_METRICS}, got {metric!r}")
-        if not separation > 0:
-            raise InputError(f"separation must be positive, got {separation}")
+        _check_number("separation", separation)
+        _check_number("max_energy_rise", max_energy_rise, finite=False)
         if atoms.calc is None:
             raise InputError("atoms have no calculator attached")
         self.metric = metric
@@ -74,14 +98,22 @@ class _SaddleSearch(Optimizer):
         Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None, **kwargs)
         self.fixed = fixed_mask(len(atoms), fixed_atoms(atoms))
         self.result = SearchResult()
+        self._held = None  # positions whose results this search left in the calculator
         self._traj = None
         self._started = False
         self._t0 = None
 
     # --- evaluations -------------------------------------------------------------------------
     def _evaluate(self, positions):
-        """One electronic-structure call at `positions`; written to the trajectory."""
+        """One electronic-structure call at `positions`; written to the trajectory.
+
+        The point this search evaluated last, whose results the calculator still holds (the
+        midpoint it was left at), costs no call: it is neither counted nor written again.
+        """
         self.atoms.positions = positions
+        cached = self._cached_results()
+        if cached is not None:
+            return cached
         try:
             energy = float(self.atoms.get_potential_energy())
             forces = np.array(self.atoms.get_forces())
@@ -91,10 +123,27 @@ class _SaddleSearch(Optimizer):
         self.result.calls += 1
         if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
             raise _Stop("calculator failure: non-finite energy or forces")
+        self._held = np.array(positions, dtype=float)
         if self._traj is not None:
             snap = self.atoms.copy()
             snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
             self._traj.write(snap)
+        return energy, forces
+
+    def _cached_results(self):
+        """(energy, forces) the calculator would return without calculating, else None."""
+        if self._held is None or not np.array_equal(self.atoms.positions, self._held):
+            return None  # results the calculator had before the search are not ours to reuse
+        calc = self.atoms.calc
+        try:
+            if getattr(calc, "atoms", None) is None or calc.check_state(self.atoms):
+                return None
+            energy, forces = calc.results["energy"], calc.results["forces"]
+        except Exception:  # a calculator without ASE's cache: every evaluation is a call
+            return None
+        energy, forces = float(energy), np.array(forces)
+        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+            return None
         return energy, forces
 
     def _force_measure(self, forces):
@@ -143,7 +192,11 @@ class _SaddleSearch(Optimizer):
     def irun(self, fmax=0.01, steps=300):
         if not (fmax > 0 and math.isfinite(fmax)):
             raise InputError(f"fmax must be a positive number, got {fmax}")
-        if int(steps) < 1:
+        try:
+            too_few = int(steps) < 1
+        except (TypeError, ValueError):
+            raise InputError(f"steps must be a whole number, got {steps!r}") from None
+        if too_few:
             raise InputError(f"steps must be at least 1, got {steps}")
         self.fmax = float(fmax)
         self.max_steps = self.nsteps + int(steps)
@@ -199,7 +252,12 @@ class _SaddleSearch(Optimizer):
     def _initial_mode(self):
         displacement, mode = initial_mode(self.atoms, self._mode_spec, fixed=self.fixed,
                                           seed=self.seed)
-        return self.atoms.positions + displacement, mode
+        x_start = self.atoms.positions + displacement
+        # Until the first call succeeds the result holds the start, so that a search whose first
+        # call fails still reports (N, 3) positions (a batch row needs them) and no energy.
+        self.result.positions = x_start.copy()
+        self.result.mode = np.zeros_like(x_start)
+        return x_start, mode
 
     def _verified(self, x, g0, tau):
         """(converged, image): the force criterion holds at x and the true curvature along tau
@@ -223,6 +281,7 @@ class _SaddleSearch(Optimizer):
         if hasattr(calc, "results") and hasattr(calc, "atoms"):
             calc.atoms = self.atoms.copy()
             calc.results = {"energy": energy, "forces": np.array(forces)}
+            self._held = np.array(positions, dtype=float)
 
     def _fixed_positions(self):
         out = np.zeros((len(self.atoms), 3))
@@ -277,6 +336,18 @@ class GPRDimer(_SaddleSearch):
             raise InputError(f"trust must be 'ratio', 'transport' or 'both', got {trust!r}")
         if rotation_method not in ("lbfgs", "cg"):
             raise InputError(f"rotation_method must be 'lbfgs' or 'cg', got {rotation_method!r}")
+        # Refused here, before the first call, rather than found out mid-search.
+        for name, value in (("initial_rotations", initial_rotations), ("initial_angle", initial_angle),
+                            ("max_rotations", max_rotations), ("rotation_angle", rotation_angle),
+                            ("max_variance", max_variance)):
+            _check_number(name, value, strict=False)
+        for name, value in (("max_inner_iterations", max_inner_iterations),
+                            ("trial_angle", trial_angle), ("divisor", divisor),
+                            ("max_step", max_step), ("convex_step", convex_step),
+                            ("ratio_at_limit", ratio_at_limit)):
+            _check_number(name, value)
+        if ratio_at_limit > 1:
+            raise InputError(f"ratio_at_limit must be in (0, 1], got {ratio_at_limit}")
         self.initial_rotations = int(initial_rotations)
         self.initial_angle = float(initial_angle)
         self.divisor = float(divisor)
@@ -306,23 +377,70 @@ class GPRDimer(_SaddleSearch):
         self._initial_rotation.method = s.rotation.method
         self._initial_rotation.exact_image = True
 
+    def _rotate(self, x, tau):
+        rot = _core.rotate_on_surrogate(self.gp._impl, x, tau, self._initial_rotation)
+        if not _all_finite(rot.tau):
+            raise GPError("the rotation on the GP returned a non-finite mode")
+        return rot
+
+    def _relax(self, x, tau, settings):
+        inner = _core.relax_on_surrogate(self.gp._impl, x, tau, settings)
+        if not _all_finite(inner.positions, inner.tau):
+            raise GPError("the search on the GP returned non-finite positions")
+        return inner
+
+    def _repeats_last(self, inner):
+        last_x, last_tau = self._last_point
+        return bool(np.array_equal(inner.positions, last_x)
+                    and np.allclose(inner.tau, last_tau, rtol=0.0, atol=1e-12))
+
     def todict(self):
         d = super().todict()
         d.update(trust=self.trust, divisor=self.divisor, initial_rotations=self.initial_rotations)
         return d
 
     def _gp(self, fn, *args):
-        """Runs one GP or surrogate-search call, timed; its failure ends the search."""
+        """Runs one GP or surrogate-search call, timed.
+
+        A failure (a covariance that will not factorise even with jitter, runaway
+        hyperparameters, a surrogate step that is not finite) gets one retry on hyperparameters
+        reset to their data-driven start and retrained; a second failure ends the search.
+        """
         t = time.perf_counter()
         try:
-            return fn(*args)
-        except (GPError, InputError, ValueError, RuntimeError) as exc:
-            raise _Stop(f"GP failure: {exc}") from exc
+            try:
+                return fn(*args)
+            except _NUMERICAL_ERRORS as exc:
+                self._reset_gp(exc)
+            try:
+                return fn(*args)
+            except _NUMERICAL_ERRORS as exc:
+                raise _Stop(f"GP failure: {exc} (after resetting the hyperparameters)") from exc
         finally:
             self.result.gp_time += time.perf_counter() - t
 
+    def _reset_gp(self, exc):
+        """Back to data-driven hyperparameters, retrained; _Stop when that fails too."""
+        reset = getattr(self.gp._impl, "reset_hyperparameters", None)
+        if reset is None:  # a backend without the reset: nothing to retry with
+            raise _Stop(f"GP failure: {exc}") from exc
+        try:
+            reset()
+            self.gp.train()
+        except _NUMERICAL_ERRORS as again:
+            raise _Stop(f"GP failure: {exc}; retraining from reset hyperparameters: {again}") from again
+        self._note = (self._note + "; " if self._note else "") + "GP hyperparameters reset"
+
     def _add(self, positions, energy, forces):
-        self._gp(self.gp.add, positions, energy, forces)
+        t = time.perf_counter()
+        try:
+            self.gp.add(positions, energy, forces)
+        except GPError as exc:  # stored, but the extended factor failed: rebuild it on a reset
+            self._reset_gp(exc)
+        except (InputError, ValueError) as exc:  # not stored: the observation itself is unusable
+            raise _Stop(f"GP failure: {exc}") from exc
+        finally:
+            self.result.gp_time += time.perf_counter() - t
 
     def _train(self):
         self._gp(self.gp.train)
@@ -332,6 +450,7 @@ class GPRDimer(_SaddleSearch):
         self._x_start = x_start
         e0, f0 = self._evaluate(x_start)
         self._e_start = e0
+        self._record(x_start, e0, f0, math.nan, tau)  # what a fault in the next call leaves
         self._add(x_start, e0, f0)
         tau = self._moving(tau)
         x0, g0 = self._moving(x_start), -self._moving(f0)
@@ -343,8 +462,7 @@ class GPRDimer(_SaddleSearch):
             if angle < self.initial_angle:
                 break
             self._train()
-            rot = self._gp(_core.rotate_on_surrogate, self.gp._impl, x_start, tau,
-                           self._initial_rotation)
+            rot = self._gp(self._rotate, x_start, tau)
             if rot.rotations == 0:
                 break
             change = math.acos(min(1.0, abs(float(np.dot(rot.tau, tau)))))
@@ -356,6 +474,7 @@ class GPRDimer(_SaddleSearch):
                 break
         curvature = float(np.dot(g1 - g0, tau) / self.separation)
         self._initial = (x_start, tau)
+        self._last_point = (np.array(x_start), np.array(tau))
         self._latest_converged = None
         self._last_g = g0
         self._tau = tau
@@ -373,10 +492,22 @@ class GPRDimer(_SaddleSearch):
         if self.trust in ("transport", "both"):
             s.trust_radius = _adaptive_trust_radius(self.gp.n_observations, len(self.atoms))
         start_x, start_tau = self._latest_converged or self._initial
-        inner = self._gp(_core.relax_on_surrogate, self.gp._impl, start_x, start_tau, s)
-        self._note = f"GP: {inner.stop}, {inner.iterations} steps"
+        inner = self._gp(self._relax, start_x, start_tau, s)
+        if self._repeats_last(inner):
+            # Both true calls would repeat the last ones exactly: hyperparameters stuck where the
+            # surrogate is flat, or a start at a minimum or on a flat surface. One retry from
+            # reset hyperparameters; if the GP still has nowhere to go, nothing can be learnt.
+            self._reset_gp(GPError("the GP search returned the point evaluated last"))
+            inner = self._gp(self._relax, start_x, start_tau, s)
+            if self._repeats_last(inner):
+                raise _Stop("stalled: the GP search returned the point and mode evaluated last "
+                            f"(true fmax {self.result.fmax:.3g}, "
+                            f"curvature {self.result.curvature:.3g})")
+        self._note = (self._note + "; " if self._note else "") + \
+            f"GP: {inner.stop}, {inner.iterations} steps"
         x = np.array(inner.positions)
         tau = np.array(inner.tau)
+        self._last_point = (x, tau)
         if inner.stop == "converged":
             self._latest_converged = (x, tau)
         energy, forces = self._evaluate(x)
@@ -413,6 +544,11 @@ class Dimer(_SaddleSearch):
                          max_energy_rise=max_energy_rise, seed=seed, **kwargs)
         if rotation_method not in ("lbfgs", "cg"):
             raise InputError(f"rotation_method must be 'lbfgs' or 'cg', got {rotation_method!r}")
+        for name, value in (("max_rotations", max_rotations), ("rotation_angle", rotation_angle)):
+            _check_number(name, value, strict=False)
+        for name, value in (("trial_angle", trial_angle), ("max_step", max_step),
+                            ("convex_step", convex_step), ("memory", memory)):
+            _check_number(name, value)
         r = _core.RotationSettings()
         r.max_rotations = int(max_rotations)
         r.converged_angle = float(rotation_angle)
@@ -448,9 +584,16 @@ class Dimer(_SaddleSearch):
         self.result.converged = ok
 
     def step(self, *args, **kwargs):
-        rot = _core.rotate_dimer(self._surface, self._x, self._g, self._tau, self._g1, self.rotation)
+        try:
+            rot = _core.rotate_dimer(self._surface, self._x, self._g, self._tau, self._g1,
+                                     self.rotation)
+            dx = np.asarray(self._translator.step(self._x, self._g, np.array(rot.tau),
+                                                  rot.curvature))
+        except (ValueError, RuntimeError, ArithmeticError) as exc:
+            raise _Stop(f"dimer failure: {exc}") from exc
+        if not _all_finite(rot.tau, dx):
+            raise _Stop("dimer failure: the rotation or translation is not finite")
         self._tau = np.array(rot.tau)
-        dx = self._translator.step(self._x, self._g, self._tau, rot.curvature)
         self._x = self._x + dx
         positions = self._full(self._x) + self._fixed_positions()
         energy, forces = self._evaluate(positions)

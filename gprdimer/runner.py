@@ -41,7 +41,11 @@ def check_settings(method, fmax, steps):
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if not (isinstance(fmax, (int, float)) and math.isfinite(fmax) and fmax > 0):
         raise InputError(f"fmax must be a positive number, got {fmax}")
-    if int(steps) < 1:
+    try:
+        too_few = int(steps) < 1
+    except (TypeError, ValueError):
+        raise InputError(f"steps must be a whole number, got {steps!r}") from None
+    if too_few:
         raise InputError(f"steps must be at least 1, got {steps}")
 
 

@@ -156,7 +156,7 @@ class PySCFCalculator(Calculator):
             mf = {'RHF': dft.RKS, 'UHF': dft.UKS, 'ROHF': dft.ROKS}[reference](mol, xc=p.xc)
         if p.density_fit:
             mf = mf.density_fit()
-        elif mf._is_mem_enough():
+        elif _eri_fits(mol, mf.max_memory):
             if log.eri is None:
                 log.eri = mol.intor('int2e', aosym='s8')
             mf._eri = log.eri
@@ -255,6 +255,15 @@ class PySCFCalculator(Calculator):
                 return mf
             mf = rotated
         return mf
+
+
+def _eri_fits(mol, max_memory):
+    """PySCF's own in-core test, without its current-process-memory term.
+
+    A long-running process keeps the high-water mark of earlier large systems as resident memory,
+    and PySCF's test then switches every later SCF to integral-direct JK builds, 5-10x slower.
+    """
+    return mol.nao_nr() ** 4 / 1e6 < max_memory * 0.95
 
 
 def _distinct(candidates):
