@@ -74,6 +74,22 @@ def _check_number(name, value, *, low=0.0, strict=True, finite=True):
     return v
 
 
+def check_run_settings(fmax, steps):
+    """InputError unless fmax is a positive finite number and steps a whole number >= 1."""
+    try:
+        ok = math.isfinite(float(fmax)) and float(fmax) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(f"fmax must be a positive number, got {fmax!r}")
+    try:
+        too_few = int(steps) < 1
+    except (TypeError, ValueError):
+        raise InputError(f"steps must be a whole number, got {steps!r}") from None
+    if too_few:
+        raise InputError(f"steps must be at least 1, got {steps}")
+
+
 def _all_finite(*arrays):
     return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
 
@@ -132,11 +148,13 @@ class _SaddleSearch(Optimizer):
 
     def _cached_results(self):
         """(energy, forces) the calculator would return without calculating, else None."""
-        if self._held is None or not np.array_equal(self.atoms.positions, self._held):
-            return None  # results the calculator had before the search are not ours to reuse
         calc = self.atoms.calc
         try:
-            if getattr(calc, "atoms", None) is None or calc.check_state(self.atoms):
+            held = getattr(calc, "atoms", None)
+            # results the calculator had before the search are not ours to reuse
+            if self._held is None or held is None or not np.array_equal(held.positions, self._held):
+                return None
+            if calc.check_state(self.atoms):  # ASE's own test (positions to 1e-15 Å)
                 return None
             energy, forces = calc.results["energy"], calc.results["forces"]
         except Exception:  # a calculator without ASE's cache: every evaluation is a call
@@ -190,14 +208,7 @@ class _SaddleSearch(Optimizer):
             self.logfile.flush()
 
     def irun(self, fmax=0.01, steps=300):
-        if not (fmax > 0 and math.isfinite(fmax)):
-            raise InputError(f"fmax must be a positive number, got {fmax}")
-        try:
-            too_few = int(steps) < 1
-        except (TypeError, ValueError):
-            raise InputError(f"steps must be a whole number, got {steps!r}") from None
-        if too_few:
-            raise InputError(f"steps must be at least 1, got {steps}")
+        check_run_settings(fmax, steps)
         self.fmax = float(fmax)
         self.max_steps = self.nsteps + int(steps)
         self._t0 = time.time() - self.result.wall_time
@@ -390,8 +401,9 @@ class GPRDimer(_SaddleSearch):
         return inner
 
     def _repeats_last(self, inner):
+        """Whether the GP search came back to the last point and mode (to 1e-12)."""
         last_x, last_tau = self._last_point
-        return bool(np.array_equal(inner.positions, last_x)
+        return bool(np.allclose(inner.positions, last_x, rtol=0.0, atol=1e-12)
                     and np.allclose(inner.tau, last_tau, rtol=0.0, atol=1e-12))
 
     def todict(self):

@@ -13,7 +13,7 @@ import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
 from .errors import InputError
-from .optimize import Dimer, GPRDimer, SearchResult
+from .optimize import Dimer, GPRDimer, SearchResult, check_run_settings
 
 METHODS = ("gprd", "dimer", "sella")
 
@@ -39,14 +39,7 @@ class CountingCalculator(Calculator):
 def check_settings(method, fmax, steps):
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    if not (isinstance(fmax, (int, float)) and math.isfinite(fmax) and fmax > 0):
-        raise InputError(f"fmax must be a positive number, got {fmax}")
-    try:
-        too_few = int(steps) < 1
-    except (TypeError, ValueError):
-        raise InputError(f"steps must be a whole number, got {steps!r}") from None
-    if too_few:
-        raise InputError(f"steps must be at least 1, got {steps}")
+    check_run_settings(fmax, steps)
 
 
 def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=300, seed=706253457,

@@ -377,3 +377,16 @@ def test_results_held_before_the_search_are_still_its_first_call(tmp_path):
     images = read(traj, ":")
     assert len(images) == opt.result.calls >= 2
     assert np.allclose(images[0].positions, morse_cluster()[0].positions)
+
+
+def test_gp_search_that_cannot_leave_the_start_stops_as_stalled():
+    # Found by the property test: H2 squashed to 1.1 Å on a Morse surface (r0 2.5 Å,
+    # fmax 2990 eV/Å). The GP search ends 1e-16 Å from the start, where the calculator answers
+    # from its cache; the search then reported 53 calls for 50 steps while 3 were made.
+    atoms = Atoms("H2", positions=[[0, 0, 1.1], [0, 0, 0]])
+    atoms.calc = counter = CountingCalculator(morse())
+    opt = GPRDimer(atoms, mode="random", logfile=None)
+    opt.run(fmax=FMAX, steps=50)
+    check_result(opt.result, 2)
+    assert opt.result.calls == counter.calls == 3
+    assert opt.result.stop_reason.startswith("stalled: the GP search returned the point")

@@ -146,6 +146,10 @@ class PySCFCalculator(Calculator):
             mf = self._lowest_stable(mol, reference, log, atoms)
         self.scf_cycles = log.cycles
         self._guess_key, self._guess_dm = key, mf.make_rdm1()
+        # The gradient does not use the integrals and the next geometry needs new ones; holding
+        # them would keep up to ~150 MB alive per calculator (ASE calculators sit in reference
+        # cycles, so a discarded one is freed only by a full garbage collection).
+        mf._eri = log.eri = None
         return mf
 
     def _new_mf(self, mol, reference, log, max_cycle=None):
