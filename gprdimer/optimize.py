@@ -81,7 +81,7 @@ def check_run_settings(fmax, steps):
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise InputError(f"fmax must be a positive number, got {fmax!r}")
+        raise InputError(f"fmax must be a positive number, got {fmax}")
     try:
         too_few = int(steps) < 1
     except (TypeError, ValueError):
