@@ -8,18 +8,9 @@ import numpy as np
 import pytest
 from ase.io import read
 
-from gprdimer.cli import main
+from cli_support import WATER, run
 
-WATER = "3\nwater\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n"
 HCN = "3\nbent HCN\nC 0 0 0\nN 1.17 0 0\nH 0.5 1.1 0\n"
-
-
-def run(argv):
-    """Exit code of `gprdimer argv`, whether main returns it or argparse exits."""
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exit_:
-        return exit_.code
 
 
 @pytest.fixture

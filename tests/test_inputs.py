@@ -16,22 +16,13 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
+from cli_support import WATER, run
 
 import gprdimer.cli
 from gprdimer import Dimer, GPRDimer, InputError
-from gprdimer.cli import main
 from gprdimer.inputs import read_mode, read_structure
 from gprdimer.runner import CountingCalculator, run_search
 
-WATER = "3\nwater\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76 0.58\n"
-
-
-def run(argv):
-    """Exit code of `gprdimer argv`, whether main returns it or argparse exits."""
-    try:
-        return main([str(a) for a in argv])
-    except SystemExit as exit_:
-        return exit_.code
 
 
 def one_error_line(capsys):

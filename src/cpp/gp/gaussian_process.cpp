@@ -10,6 +10,12 @@ namespace gprdimer {
 GaussianProcess::GaussianProcess(InverseDistances geometry, GPSettings settings)
     : geometry_(std::move(geometry)), settings_(settings) {}
 
+std::vector<int> GaussianProcess::all_observations() const {
+  std::vector<int> all(n_observations());
+  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  return all;
+}
+
 void GaussianProcess::add(const PositionsRef& positions, double energy, const PositionsRef& forces) {
   if (!std::isfinite(energy)) throw std::invalid_argument("energy is not finite");
   if (forces.rows() != geometry_.n_atoms())
@@ -67,16 +73,14 @@ TrainingData GaussianProcess::training_data(const std::vector<int>& subset) cons
 
 double GaussianProcess::objective(const Eigen::VectorXd& log_w, Eigen::VectorXd* grad) const {
   if (features_.empty()) throw std::runtime_error("the GP has no observations");
-  std::vector<int> all(n_observations());
-  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  const std::vector<int> all = all_observations();
   return map_objective(training_data(all), settings_.prior, log_w, grad);
 }
 
 void GaussianProcess::ensure_hyperparameters() {
   if (features_.empty()) throw std::runtime_error("the GP has no observations");
   if (have_hyperparameters_) return;
-  std::vector<int> all(n_observations());
-  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  const std::vector<int> all = all_observations();
   double mean = 0.0;
   for (double e : energies_) mean += e - energies_.front();
   mean /= static_cast<double>(energies_.size());
@@ -99,7 +103,7 @@ TrainingReport GaussianProcess::train() {
   if (k > 0 && k < M) {
     report.subset = farthest_point_subset(configs_, geometry_.symbols(), k, settings_.latest);
   } else {
-    for (int i = 0; i < M; ++i) report.subset.push_back(i);
+    report.subset = all_observations();
   }
   const TrainingData td = training_data(report.subset);
   const Objective f = [&](const Eigen::VectorXd& w, Eigen::VectorXd& g) {
@@ -178,8 +182,7 @@ void GaussianProcess::rebuild() {
 }
 
 void GaussianProcess::refresh_weights() {
-  std::vector<int> all(n_observations());
-  for (int i = 0; i < n_observations(); ++i) all[i] = i;
+  const std::vector<int> all = all_observations();
   alpha_ = factor_.L.transpose().triangularView<Eigen::Upper>().solve(
       factor_.L.triangularView<Eigen::Lower>().solve(targets(all)));
   const int m = geometry_.dims() + 1;

@@ -63,6 +63,7 @@ class GaussianProcess {
   const GPSettings& settings() const { return settings_; }
 
  private:
+  std::vector<int> all_observations() const;
   TrainingData training_data(const std::vector<int>& subset) const;
   Eigen::VectorXd targets(const std::vector<int>& subset) const;
   void ensure_hyperparameters();
