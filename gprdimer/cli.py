@@ -126,7 +126,8 @@ def _add_system_options(parser, note=""):
 
 def _add_search_options(parser):
     parser.add_argument("--fmax", type=float, default=0.01, help="force tolerance, eV/Å [0.01]")
-    parser.add_argument("--steps", type=int, default=300, help="outer iterations at most [300]")
+    parser.add_argument("--steps", type=int,
+                        help="outer iterations at most [300; Sella 200, the published settings]")
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def _add_search_options(parser):
 def _search(args):
     from .batch.tasks import software_versions, thread_limit
 
-    check_settings(args.method, args.fmax, args.steps)
+    steps = check_settings(args.method, args.fmax, args.steps)
     _check_positive(args.threads, "--threads")
     with ExitStack() as stack:
         if args.guess is None:
@@ -153,12 +154,12 @@ def _search(args):
     print(f"gprdimer search: {guess.name}, {args.method} on {args.calc}, "
           f"charge {args.charge}, multiplicity {args.multiplicity}", flush=True)
     with thread_limit(args.threads):
-        result = run_search(atoms, args.method, mode=mode, fmax=args.fmax, steps=args.steps,
+        result = run_search(atoms, args.method, mode=mode, fmax=args.fmax, steps=steps,
                             seed=args.seed, trajectory=str(trajectory), logfile="-")
     record = {
         "input": str(args.guess or EXAMPLE), "method": args.method, "calc": args.calc,
         "charge": args.charge, "multiplicity": args.multiplicity,
-        "settings": {"fmax": args.fmax, "steps": args.steps, "seed": args.seed,
+        "settings": {"fmax": args.fmax, "steps": steps, "seed": args.seed,
                      "mode": str(args.mode), "threads": args.threads},
         "versions": software_versions(args.method, args.calc),
         **dataclasses.asdict(result),
@@ -215,8 +216,7 @@ def _batch(args):
 
     methods = _split_list(args.methods, "--methods")
     calcs = _split_list(args.calc, "--calc")
-    for method in methods:
-        check_settings(method, args.fmax, args.steps)
+    steps = {method: check_settings(method, args.fmax, args.steps) for method in methods}
     for calc in calcs:
         make_calculator(calc)
     for option in ("workers", "threads_per_worker", "limit", "smallest", "jobs", "cores"):
@@ -230,7 +230,7 @@ def _batch(args):
         check_multiplicity(atoms, charge, multiplicity, name)
     threads = args.threads_per_worker or 1
     tasks = [make_task(name, atoms, method=method, calc=calc, charge=charge,
-                       multiplicity=multiplicity, fmax=args.fmax, steps=args.steps,
+                       multiplicity=multiplicity, fmax=args.fmax, steps=steps[method],
                        base_seed=args.seed, threads=threads, timeout=args.timeout)
              for name, atoms, charge, multiplicity in systems
              for calc in calcs for method in methods]

@@ -328,7 +328,9 @@ class GPRDimer(_SaddleSearch):
     training_subset : hyperparameters are trained on at most this many observations
         (farthest-point sampling); all of them stay in the model. [10]
     retrain_tolerance : keep the previous hyperparameters when a training moves none of them
-        (log scale) by more than this, saving a refactorisation on all data. [0]
+        (log scale) by more than this, saving a refactorisation on all data. [0.2]
+    patience : stop ('no progress') after this many outer iterations without a new lowest true
+        fmax; 0 = off. [30]
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
     max_energy_rise : stop when the energy rises this far above the start, eV. [10]
     seed : seed of the 'random' initial mode. [706253457]
@@ -339,8 +341,9 @@ class GPRDimer(_SaddleSearch):
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
                  convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="both", max_variance=0.0,
-                 training_subset=10, retrain_tolerance=0.0, noise=1e-5, prior_dof=28.0,
-                 variance_barrier=False, max_energy_rise=10.0, seed=706253457, **kwargs):
+                 training_subset=10, retrain_tolerance=0.2, patience=30, noise=1e-5,
+                 prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0, seed=706253457,
+                 **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
                          max_energy_rise=max_energy_rise, seed=seed, **kwargs)
         if trust not in ("ratio", "transport", "both"):
@@ -350,7 +353,7 @@ class GPRDimer(_SaddleSearch):
         # Refused here, before the first call, rather than found out mid-search.
         for name, value in (("initial_rotations", initial_rotations), ("initial_angle", initial_angle),
                             ("max_rotations", max_rotations), ("rotation_angle", rotation_angle),
-                            ("max_variance", max_variance)):
+                            ("max_variance", max_variance), ("patience", patience)):
             _check_number(name, value, strict=False)
         for name, value in (("max_inner_iterations", max_inner_iterations),
                             ("trial_angle", trial_angle), ("divisor", divisor),
@@ -363,6 +366,8 @@ class GPRDimer(_SaddleSearch):
         self.initial_angle = float(initial_angle)
         self.divisor = float(divisor)
         self.trust = trust
+        self.patience = int(patience)
+        self._best = (math.inf, 0)  # lowest true fmax so far, and the outer iteration it came at
         self.gp = GaussianProcess.from_atoms(atoms, noise=noise, prior_dof=prior_dof,
                                              variance_barrier=variance_barrier,
                                              training_subset=training_subset,
@@ -485,7 +490,7 @@ class GPRDimer(_SaddleSearch):
             if change < self.initial_angle:
                 break
         curvature = float(np.dot(g1 - g0, tau) / self.separation)
-        self._initial = (x_start, tau)
+        self._initial = (x_start, tau, _fmax(self._full(-g0)))
         self._last_point = (np.array(x_start), np.array(tau))
         self._latest_converged = None
         self._last_g = g0
@@ -500,10 +505,14 @@ class GPRDimer(_SaddleSearch):
     def step(self, *args, **kwargs):
         self._train()
         s = self.inner
-        s.force_tolerance = max(_fmax(self._full(-self._last_g)) / self.divisor, self.fmax / 10.0)
+        start_x, start_tau, start_fmax = self._latest_converged or self._initial
+        # The paper scales the GP tolerance by the last true point alone. After a step that went
+        # wrong that tolerance is loose, the inner loop accepts its own start at once, and the
+        # next call repeats a known point: the start's own true forces bound it as well.
+        last_fmax = _fmax(self._full(-self._last_g))
+        s.force_tolerance = max(min(last_fmax, start_fmax) / self.divisor, self.fmax / 10.0)
         if self.trust in ("transport", "both"):
             s.trust_radius = _adaptive_trust_radius(self.gp.n_observations, len(self.atoms))
-        start_x, start_tau = self._latest_converged or self._initial
         inner = self._gp(self._relax, start_x, start_tau, s)
         if self._repeats_last(inner):
             # Both true calls would repeat the last ones exactly: hyperparameters stuck where the
@@ -520,18 +529,30 @@ class GPRDimer(_SaddleSearch):
         x = np.array(inner.positions)
         tau = np.array(inner.tau)
         self._last_point = (x, tau)
-        if inner.stop == "converged":
-            self._latest_converged = (x, tau)
         energy, forces = self._evaluate(x)
         self._add(x, energy, forces)
         g0 = -self._moving(forces)
         self._last_g = g0
+        if inner.stop == "converged":
+            self._latest_converged = (x, tau, _fmax(forces))
         self._record(x, energy, forces, float(inner.curvature), self._full(tau))
         ok, image = self._verified(self._moving(x), g0, tau)
         if image is not None:
             self._add(*image)
         self.result.converged = ok
         self._restore_midpoint(x, energy, forces)
+        self._check_progress(_fmax(forces))
+
+    def _check_progress(self, fmax):
+        """_Stop once `patience` outer iterations in a row found no lower true fmax: past that
+        point a search circles or drifts, and every further call adds to a GP whose cost grows
+        with the cube of its data."""
+        best, at = self._best
+        if fmax < best:
+            self._best = (fmax, self.nsteps + 1)
+        elif self.patience and self.nsteps + 1 - at >= self.patience and not self.result.converged:
+            raise _Stop(f"no progress: lowest true fmax {best:.3g} eV/Å, {self.patience} outer "
+                        f"iterations ago")
 
 
 def _adaptive_trust_radius(n_observations, n_atoms):

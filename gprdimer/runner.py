@@ -16,6 +16,8 @@ from .errors import InputError
 from .optimize import Dimer, GPRDimer, SearchResult, check_run_settings
 
 METHODS = ("gprd", "dimer", "sella")
+# Outer iterations at most: the published GPR-dimer and dimer runs stopped at 300, Sella's at 200.
+DEFAULT_STEPS = {"gprd": 300, "dimer": 300, "sella": 200}
 
 
 class CountingCalculator(Calculator):
@@ -36,20 +38,24 @@ class CountingCalculator(Calculator):
         self.results = {"energy": image.get_potential_energy(), "forces": image.get_forces()}
 
 
-def check_settings(method, fmax, steps):
+def check_settings(method, fmax, steps=None):
+    """InputError for an unknown method or bad fmax/steps; returns the steps to run
+    (the method's default when `steps` is None)."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    steps = DEFAULT_STEPS[method] if steps is None else steps
     check_run_settings(fmax, steps)
+    return int(steps)
 
 
-def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=300, seed=706253457,
+def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, seed=706253457,
                trajectory=None, logfile=None, params=None) -> SearchResult:
     """Runs one search from `atoms` (calculator attached); returns its SearchResult.
 
     `mode` and `seed` apply to the dimer methods (Sella starts from the undisplaced guess and
     finds its own mode); `params` are keyword arguments of the method's class.
     """
-    check_settings(method, fmax, steps)
+    steps = check_settings(method, fmax, steps)
     params = dict(params or {})
     if method == "sella":
         return _run_sella(atoms, fmax, steps, trajectory, logfile, params)

@@ -74,6 +74,9 @@ def test_summary_counts_converged_searches_only():
     # gprd and sella both converged only on singlets/000: 4 s against 8 s.
     assert table["gprd"]["wall_vs_sella"] == pytest.approx(0.5)
     assert table["sella"]["wall_vs_sella"] == pytest.approx(1.0)
+    # Medians over each method's own converged searches: gprd 25 calls and 5 s, Sella 32.5 and 6.5.
+    assert table["gprd"]["calls_median_vs_sella"] == pytest.approx(25 / 32.5)
+    assert table["gprd"]["wall_median_vs_sella"] == pytest.approx(5 / 6.5)
 
 
 def test_same_saddle_share_by_spin():

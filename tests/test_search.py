@@ -154,3 +154,17 @@ def test_impossible_settings_are_refused_before_any_call():
     bare = atoms.copy()
     with pytest.raises(InputError, match="calculator"):
         Dimer(bare, mode=mode, logfile=None)
+
+
+def test_patience_stops_a_search_without_a_new_lowest_fmax():
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    opt = GPRDimer(atoms, mode=mode, logfile=None, patience=3)
+    fmax = []
+    opt.attach(lambda: fmax.append(opt.result.fmax))
+    assert not opt.run(fmax=1e-9, steps=200)  # a target no search reaches
+    assert opt.result.stop_reason.startswith("no progress")
+    # fmax[0] is the start; the observers do not see the iteration that stopped the search
+    steps = fmax[1:] + [opt.result.fmax]
+    best = steps.index(min(steps))
+    assert len(steps) - 1 - best == 3 and min(steps[best + 1:]) >= steps[best]

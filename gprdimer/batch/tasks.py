@@ -25,7 +25,7 @@ from ase import Atoms
 
 from ..calculators.factory import make_calculator
 from ..modes import SEED
-from ..runner import run_search
+from ..runner import DEFAULT_STEPS, run_search
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
@@ -46,13 +46,14 @@ def spin_name(multiplicity: int) -> str:
     return SPIN_NAMES.get(int(multiplicity), f"multiplicity{int(multiplicity)}")
 
 
-def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.01, steps=300,
+def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.01, steps=None,
               mode="random", base_seed=SEED, threads=1, timeout=None, params=None) -> dict:
     return {
         "key": task_key(system, method, calc), "system": system, "method": method, "calc": calc,
         "charge": int(charge), "multiplicity": int(multiplicity),
         "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-        "fmax": float(fmax), "steps": int(steps), "mode": mode,
+        "fmax": float(fmax), "steps": DEFAULT_STEPS[method] if steps is None else int(steps),
+        "mode": mode,
         "seed": task_seed(system, base_seed), "threads": int(threads),
         "timeout": None if timeout is None else float(timeout), "params": dict(params or {}),
     }
