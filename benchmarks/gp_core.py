@@ -27,6 +27,7 @@ import reference_gp as ref  # noqa: E402
 
 from gprdimer import GaussianProcess  # noqa: E402
 from gprdimer.data import load_sella500  # noqa: E402
+from set_location import default_set  # noqa: E402
 
 
 def molecule(data_dir):
@@ -116,9 +117,8 @@ def time_reference(symbols, X, E, F, n_predict, subset):
 
 
 def main(argv=None):
-    here = ROOT.parent / "shared" / "data" / "sella500"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=os.environ.get("GPRDIMER_SELLA500", str(here)))
+    p.add_argument("--data", default=str(default_set()))
     p.add_argument("--sizes", default="10,30,60")
     p.add_argument("--subset", type=int, default=10)
     p.add_argument("--predict", type=int, default=1000, help="core predict() calls timed")

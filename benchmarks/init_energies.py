@@ -26,19 +26,15 @@ sys.path.insert(0, str(REPO))
 from gprdimer.calculators.pyscf import PySCFCalculator  # noqa: E402
 from gprdimer.data import load_sella500, read_reference  # noqa: E402
 from gprdimer.errors import InputError, SCFConvergenceError  # noqa: E402
+from set_location import default_set  # noqa: E402
 
 FIELDS = ['name', 'atoms', 'multiplicity', 'energy_eV', 'reference_eV', 'delta_eV', 'scf_cycles',
           'seconds', 'error']
 
 
-def default_data():
-    env = os.environ.get('GPRDIMER_SELLA500')
-    return Path(env) if env else REPO.parent / 'shared' / 'data' / 'sella500'
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('data', nargs='?', type=Path, default=default_data(),
+    parser.add_argument('data', nargs='?', type=Path, default=default_set(),
                         help='set directory with sella_si_data.zip and reference/ '
                              '(default: $GPRDIMER_SELLA500 or ../shared/data/sella500)')
     parser.add_argument('--only', nargs='+', metavar='NAME', help='systems such as singlets/000')

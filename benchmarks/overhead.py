@@ -29,8 +29,7 @@ from gprdimer import GPRDimer  # noqa: E402
 from gprdimer.calculators.factory import make_calculator  # noqa: E402
 from gprdimer.data import load_sella500  # noqa: E402
 from gprdimer.batch.tasks import task_seed  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from set_location import default_set  # noqa: E402
 DEFAULT_SYSTEMS = "singlets/034,singlets/000,doublets/009"  # 8, 16 and 25 atoms
 PARTS = ("add", "train", "inner loop")
 
@@ -126,9 +125,8 @@ def table(rows, calc_spec):
 
 
 def main(argv=None):
-    here = ROOT.parent / "shared" / "data" / "sella500"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("GPRDIMER_SELLA500", here)))
+    p.add_argument("--data", type=Path, default=default_set())
     p.add_argument("--calc", default="hf/3-21g")
     p.add_argument("--systems", default=DEFAULT_SYSTEMS)
     p.add_argument("--fmax", type=float, default=0.01)

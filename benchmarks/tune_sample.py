@@ -26,8 +26,7 @@ from gprdimer import GPRDimer  # noqa: E402
 from gprdimer.batch.tasks import task_seed  # noqa: E402
 from gprdimer.calculators.factory import make_calculator  # noqa: E402
 from gprdimer.data import load_sella500  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from set_location import default_set  # noqa: E402
 
 
 def run(params, out, data, stride, calc):
@@ -72,11 +71,10 @@ def summary(files):
 
 
 def main(argv=None):
-    here = ROOT.parent / "shared" / "data" / "sella500"
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("params", nargs="?", default="{}", help="GPRDimer keywords as JSON")
     p.add_argument("out", nargs="*", type=Path)
-    p.add_argument("--data", type=Path, default=Path(os.environ.get("GPRDIMER_SELLA500", here)))
+    p.add_argument("--data", type=Path, default=default_set())
     p.add_argument("--stride", type=int, default=17)
     p.add_argument("--calc", default="xtb")
     p.add_argument("--summary", action="store_true", help="summarise the files given instead")

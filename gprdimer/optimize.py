@@ -533,15 +533,16 @@ class GPRDimer(_SaddleSearch):
         self._add(x, energy, forces)
         g0 = -self._moving(forces)
         self._last_g = g0
+        fmax_here = _fmax(forces)
         if inner.stop == "converged":
-            self._latest_converged = (x, tau, _fmax(forces))
+            self._latest_converged = (x, tau, fmax_here)
         self._record(x, energy, forces, float(inner.curvature), self._full(tau))
         ok, image = self._verified(self._moving(x), g0, tau)
         if image is not None:
             self._add(*image)
         self.result.converged = ok
         self._restore_midpoint(x, energy, forces)
-        self._check_progress(_fmax(forces))
+        self._check_progress(fmax_here)
 
     def _check_progress(self, fmax):
         """_Stop once `patience` outer iterations in a row found no lower true fmax: past that

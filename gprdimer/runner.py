@@ -43,9 +43,14 @@ def check_settings(method, fmax, steps=None):
     (the method's default when `steps` is None)."""
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    steps = DEFAULT_STEPS[method] if steps is None else steps
+    steps = steps_for(method, steps)
     check_run_settings(fmax, steps)
     return int(steps)
+
+
+def steps_for(method, steps=None):
+    """`steps`, or the method's default outer-iteration limit when it is None."""
+    return DEFAULT_STEPS[method] if steps is None else steps
 
 
 def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, seed=706253457,

@@ -25,7 +25,7 @@ from ase import Atoms
 
 from ..calculators.factory import make_calculator
 from ..modes import SEED
-from ..runner import DEFAULT_STEPS, run_search
+from ..runner import run_search, steps_for
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
@@ -52,8 +52,7 @@ def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.0
         "key": task_key(system, method, calc), "system": system, "method": method, "calc": calc,
         "charge": int(charge), "multiplicity": int(multiplicity),
         "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
-        "fmax": float(fmax), "steps": DEFAULT_STEPS[method] if steps is None else int(steps),
-        "mode": mode,
+        "fmax": float(fmax), "steps": int(steps_for(method, steps)), "mode": mode,
         "seed": task_seed(system, base_seed), "threads": int(threads),
         "timeout": None if timeout is None else float(timeout), "params": dict(params or {}),
     }
