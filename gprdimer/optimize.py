@@ -321,7 +321,7 @@ class GPRDimer(_SaddleSearch):
     max_inner_iterations : GP steps per outer iteration. [200]
     divisor : the inner loop stops at max(last true fmax / divisor, fmax / 10). [10]
     max_step, convex_step : translation cap and uphill step at positive curvature, Å. [0.05, 0.1]
-    ratio_at_limit : distance-ratio trust window and per-atom step limiter. [2/3]
+    ratio_at_limit : distance-ratio trust window and per-atom step limiter. [0.8]
     trust : 'ratio' (every distance within ratio..1/ratio of one observation), 'transport' (the
         adaptive per-element transport radius of the OT-GP variant) or 'both'. ['both']
     max_variance : stop the inner loop where the GP energy variance exceeds this (eV²); 0 = off.
@@ -340,7 +340,7 @@ class GPRDimer(_SaddleSearch):
                  separation=0.01, initial_rotations=1, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
-                 convex_step=0.1, ratio_at_limit=2.0 / 3.0, trust="both", max_variance=0.0,
+                 convex_step=0.1, ratio_at_limit=0.8, trust="both", max_variance=0.0,
                  training_subset=10, retrain_tolerance=0.2, patience=30, noise=1e-5,
                  prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0, seed=706253457,
                  **kwargs):

@@ -55,7 +55,7 @@ RotationResult rotate_dimer(const Surface& surface, const Eigen::VectorXd& x0,
 struct TranslationSettings {
   double max_step = 0.05;         // A, cap on the norm of an L-BFGS step
   double convex_step = 0.1;       // A, uphill step along tau at positive curvature
-  double ratio_at_limit = 2.0 / 3.0;
+  double ratio_at_limit = 0.8;    // per-atom step limit and trust window (paper: 2/3)
   int memory = 0;                 // L-BFGS memory; 0 means the number of coordinates
   double initial_inverse_curvature = 0.01;
 };
