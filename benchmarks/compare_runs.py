@@ -12,10 +12,10 @@ and every system whose outcome changed.
 from __future__ import annotations
 
 import argparse
-import statistics
 from collections import Counter
 
 from gprdimer.batch.store import read_rows
+from gprdimer.report import summary_table
 
 
 def by_system(path, method):
@@ -23,12 +23,12 @@ def by_system(path, method):
 
 
 def summary(rows):
-    done = [r for r in rows if r["converged"]]
+    """Success and median cost (the report's summary table), and the failures' stop reasons."""
     reasons = Counter(r["stop_reason"].split(":")[0] for r in rows if not r["converged"])
-    calls = statistics.median(r["calls"] for r in done) if done else float("nan")
-    gp = statistics.median(r["gp_time"] for r in done) if done else float("nan")
-    return (f"{len(done)}/{len(rows)} converged, median calls {calls:g}, median GP s {gp:.2f}, "
-            f"failures {dict(sorted(reasons.items()))}")
+    costs = "; ".join(f"{t['calc']}: {t['converged']}/{t['systems']} converged, median calls "
+                      f"{t['calls_median']:g}, median GP s {t['gp_s_median']:.2f}"
+                      for t in summary_table(rows))
+    return f"{costs}, failures {dict(sorted(reasons.items()))}"
 
 
 def main(argv=None):
