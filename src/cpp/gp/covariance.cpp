@@ -5,49 +5,44 @@
 
 namespace gprdimer {
 
-Eigen::MatrixXd assemble_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
-                                    double noise) {
+void assemble_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
+                         double noise, Eigen::MatrixXd& K) {
   const int m = kernel.block_size();
   const int M = static_cast<int>(obs.size());
-  Eigen::MatrixXd K(M * m, M * m);
+  K.resize(M * m, M * m);
   for (int a = 0; a < M; ++a)
     for (int b = a; b < M; ++b) {
       kernel.block(*obs[a], *obs[b], K.block(a * m, b * m, m, m));
       if (b != a) K.block(b * m, a * m, m, m) = K.block(a * m, b * m, m, m).transpose();
     }
   K.diagonal().array() += noise;
-  return K;
 }
 
-Factor robust_cholesky(const Eigen::MatrixXd& K, int max_tries) {
-  Factor out;
-  if (!K.allFinite()) return out;  // LLT would not notice: it only checks the pivots' signs
+void robust_cholesky(const Eigen::MatrixXd& K, Factor& out, int max_tries) {
+  out.ok = false;
+  out.jitter = 0.0;
+  if (!K.allFinite()) return;  // LLT would not notice: it only checks the pivots' signs
   const double base = 1e-8 * std::max(1.0, K.diagonal().mean());
-  Eigen::LLT<Eigen::MatrixXd> llt;
   for (int attempt = 0; attempt < max_tries; ++attempt) {
     const double jitter = attempt == 0 ? 0.0 : base * std::pow(10.0, attempt - 1);
-    if (jitter == 0.0) {
-      llt.compute(K);
-    } else {
-      Eigen::MatrixXd Kj = K;
-      Kj.diagonal().array() += jitter;
-      llt.compute(Kj);
-    }
-    if (llt.info() == Eigen::Success && llt.matrixLLT().diagonal().allFinite()) {
-      out.L = llt.matrixL();
+    out.L = K;
+    out.L.diagonal().array() += jitter;
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(out.L);
+    if (llt.info() == Eigen::Success && out.L.diagonal().allFinite()) {
+      out.L.triangularView<Eigen::StrictlyUpper>().setZero();
       out.jitter = jitter;
       out.ok = true;
-      return out;
+      return;
     }
   }
-  return out;
 }
 
-Eigen::MatrixXd inverse_from_factor(const Eigen::MatrixXd& L) {
+void inverse_from_factor(const Eigen::MatrixXd& L, Eigen::MatrixXd& work, Eigen::MatrixXd& Kinv) {
   const Eigen::Index n = L.rows();
   constexpr Eigen::Index panel = 64;
   // L^-1 column panel by column panel: columns [j, j+b) are zero above row j.
-  Eigen::MatrixXd Linv = Eigen::MatrixXd::Zero(n, n);
+  Eigen::MatrixXd& Linv = work;
+  Linv.setZero(n, n);
   for (Eigen::Index j = 0; j < n; j += panel) {
     const Eigen::Index b = std::min(panel, n - j);
     auto X = Linv.block(j, j, n - j, b);
@@ -56,13 +51,12 @@ Eigen::MatrixXd inverse_from_factor(const Eigen::MatrixXd& L) {
   }
   // K^-1 = sum over row panels of Linv[rows, 0:end]^T Linv[rows, 0:end]; row panel r is zero
   // to the right of its last row.
-  Eigen::MatrixXd Kinv = Eigen::MatrixXd::Zero(n, n);
+  Kinv.setZero(n, n);
   for (Eigen::Index r = 0; r < n; r += panel) {
     const Eigen::Index b = std::min(panel, n - r), end = r + b;
     Kinv.topLeftCorner(end, end).selfadjointView<Eigen::Lower>().rankUpdate(
         Linv.block(r, 0, b, end).transpose());
   }
-  return Kinv;
 }
 
 bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C) {

@@ -107,7 +107,7 @@ TrainingReport GaussianProcess::train() {
   }
   const TrainingData td = training_data(report.subset);
   const Objective f = [&](const Eigen::VectorXd& w, Eigen::VectorXd& g) {
-    return map_objective(td, settings_.prior, w, &g);
+    return map_objective(td, settings_.prior, w, &g, &training_buffers_);
   };
   Eigen::VectorXd start = have_hyperparameters_
                               ? log_w_
@@ -173,7 +173,9 @@ void GaussianProcess::rebuild() {
   const Kernel kernel(geometry_, log_w_, sigma_c2_);
   std::vector<const Features*> obs;
   for (const auto& f : features_) obs.push_back(&f);
-  factor_ = robust_cholesky(assemble_covariance(kernel, obs, settings_.prior.noise));
+  Eigen::MatrixXd K;
+  assemble_covariance(kernel, obs, settings_.prior.noise, K);
+  robust_cholesky(K, factor_);
   if (!factor_.ok) {
     model_ready_ = false;
     throw std::runtime_error("covariance matrix is not positive definite even with jitter");

@@ -83,6 +83,7 @@ class GaussianProcess {
 
   Factor factor_;
   bool model_ready_ = false;
+  ObjectiveWorkspace training_buffers_;  // the subset keeps its size from one training to the next
   Eigen::VectorXd alpha_;
   std::vector<Eigen::VectorXd> c_;  // J_b alpha_G,b in feature space, per observation
 };

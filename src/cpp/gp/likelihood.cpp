@@ -3,7 +3,6 @@
 #include <cmath>
 #include <limits>
 
-#include "gp/covariance.h"
 
 namespace gprdimer {
 
@@ -34,7 +33,8 @@ Eigen::VectorXd initial_log_hyperparameters(const PriorScales& scales, int n_typ
 }
 
 double map_objective(const TrainingData& data, const PriorSettings& settings,
-                     const Eigen::VectorXd& log_w, Eigen::VectorXd* grad) {
+                     const Eigen::VectorXd& log_w, Eigen::VectorXd* grad,
+                     ObjectiveWorkspace* work) {
   const double inf = std::numeric_limits<double>::infinity();
   const int nw = static_cast<int>(log_w.size());
   if (grad) grad->setZero(nw);
@@ -46,9 +46,12 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   }
   if (!log_w.allFinite()) return inf;
 
+  ObjectiveWorkspace local;
+  ObjectiveWorkspace& ws = work ? *work : local;
   const Kernel kernel(*data.geometry, log_w, data.sigma_c2);
-  const Eigen::MatrixXd K = assemble_covariance(kernel, data.obs, settings.noise);
-  const Factor factor = robust_cholesky(K);
+  assemble_covariance(kernel, data.obs, settings.noise, ws.K);
+  const Factor& factor = ws.factor;
+  robust_cholesky(ws.K, ws.factor);
   if (!factor.ok) return inf;
   const auto L = factor.L.triangularView<Eigen::Lower>();
   const Eigen::VectorXd beta = L.solve(data.y);
@@ -66,7 +69,8 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   if (!grad) return value;
 
   // W = K^-1 - alpha alpha^T, from the factor: K^-1 = L^-T L^-1.
-  Eigen::MatrixXd W = inverse_from_factor(factor.L);
+  Eigen::MatrixXd& W = ws.W;
+  inverse_from_factor(factor.L, ws.Linv, W);
   const Eigen::VectorXd alpha = factor.L.transpose().triangularView<Eigen::Upper>().solve(beta);
   W.selfadjointView<Eigen::Lower>().rankUpdate(alpha, -1.0);
   W.triangularView<Eigen::StrictlyUpper>() = W.transpose();

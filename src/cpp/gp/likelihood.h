@@ -4,6 +4,7 @@
 
 #include <Eigen/Dense>
 
+#include "gp/covariance.h"
 #include "gp/kernel.h"
 
 namespace gprdimer {
@@ -33,9 +34,18 @@ PriorScales prior_scales(const std::vector<const Features*>& obs, const Eigen::V
 // GPstuff 0.75-quantile start on the floored scales.
 Eigen::VectorXd initial_log_hyperparameters(const PriorScales& scales, int n_types);
 
+// The n x n matrices of one evaluation, kept between evaluations on data of one size (a
+// training calls the objective a dozen times or more).
+struct ObjectiveWorkspace {
+  Eigen::MatrixXd K, Linv, W;
+  Factor factor;
+};
+
 // Returns L(w); fills grad when given. +infinity (and zero gradient) when K cannot be factorised
-// or w sits outside the variance barrier, so that the optimiser backs off.
+// or w sits outside the variance barrier, so that the optimiser backs off. work, when given,
+// supplies the buffers.
 double map_objective(const TrainingData& data, const PriorSettings& settings,
-                     const Eigen::VectorXd& log_w, Eigen::VectorXd* grad);
+                     const Eigen::VectorXd& log_w, Eigen::VectorXd* grad,
+                     ObjectiveWorkspace* work = nullptr);
 
 }  // namespace gprdimer
