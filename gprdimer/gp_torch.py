@@ -452,9 +452,9 @@ class TorchGaussianProcess:
     def train(self, max_iterations=200):
         """MAP fit of the hyperparameters on all observations (LBFGS), warm-started.
 
-        Fixes sigma_c^2 to the data first. An unusable warm start (barrier crossed, factor
-        failed) falls back to the data-driven initial values, as does a failed fit with no
-        hyperparameters yet. Returns the core's TrainingReport.
+        Fixes sigma_c^2 to the data first. A warm start that scores worse than the data-driven
+        initial values (barrier crossed, factor failed, a plateau) gives way to them, as does a
+        failed fit with no hyperparameters yet. Returns the core's TrainingReport.
         """
         self._require_data()
         self._sigma_c2_fixed = self._data_sigma_c2()
@@ -462,7 +462,7 @@ class TorchGaussianProcess:
         start, reinitialised = self._initial(), False
         if self._have_hyperparameters:
             warm = self.log_hyperparameters
-            if math.isfinite(self.objective(warm)[0]):
+            if self.objective(warm)[0] <= self.objective(start)[0]:
                 start = warm
             else:
                 reinitialised = True

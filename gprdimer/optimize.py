@@ -313,7 +313,7 @@ class GPRDimer(_SaddleSearch):
     metric : 'fmax' (largest per-atom force, as ASE and Sella) or 'norm' (2-norm of the whole
         force vector, as the paper). ['fmax']
     separation : midpoint to image-1 distance, Å. [0.01]
-    initial_rotations : passes of rotations with a true image evaluation each. [1]
+    initial_rotations : passes of rotations with a true image evaluation each. [6]
     initial_angle : rotation angle (rad) below which the initial rotations stop. [0.0873]
     rotation_method : 'lbfgs' or 'cg' on the GP. ['lbfgs']
     max_rotations, rotation_angle : GP rotations per translation and their angle tolerance.
@@ -326,9 +326,11 @@ class GPRDimer(_SaddleSearch):
         adaptive per-element transport radius of the OT-GP variant) or 'both'. ['both']
     max_variance : stop the inner loop where the GP energy variance exceeds this (eV²); 0 = off.
     training_subset : hyperparameters are trained on at most this many observations
-        (farthest-point sampling); all of them stay in the model. [10]
+        (farthest-point sampling); all of them stay in the model. [15]
     retrain_tolerance : keep the previous hyperparameters when a training moves none of them
         (log scale) by more than this, saving a refactorisation on all data. [0.2]
+    training_tolerance : a training (scaled conjugate gradient) ends at the first step that
+        moves no log hyperparameter by more than this. [0.1]
     patience : stop ('no progress') after this many outer iterations without a new lowest true
         fmax; 0 = off. [30]
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
@@ -337,11 +339,12 @@ class GPRDimer(_SaddleSearch):
     """
 
     def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, metric="fmax",
-                 separation=0.01, initial_rotations=1, initial_angle=0.0873,
+                 separation=0.01, initial_rotations=6, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
                  convex_step=0.1, ratio_at_limit=0.8, trust="both", max_variance=0.0,
-                 training_subset=10, retrain_tolerance=0.2, patience=30, noise=1e-5,
+                 training_subset=15, retrain_tolerance=0.2, training_tolerance=0.1,
+                 patience=30, noise=1e-5,
                  prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0, seed=706253457,
                  **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
@@ -358,7 +361,8 @@ class GPRDimer(_SaddleSearch):
         for name, value in (("max_inner_iterations", max_inner_iterations),
                             ("trial_angle", trial_angle), ("divisor", divisor),
                             ("max_step", max_step), ("convex_step", convex_step),
-                            ("ratio_at_limit", ratio_at_limit)):
+                            ("ratio_at_limit", ratio_at_limit),
+                            ("training_tolerance", training_tolerance)):
             _check_number(name, value)
         if ratio_at_limit > 1:
             raise InputError(f"ratio_at_limit must be in (0, 1], got {ratio_at_limit}")
@@ -371,7 +375,8 @@ class GPRDimer(_SaddleSearch):
         self.gp = GaussianProcess.from_atoms(atoms, noise=noise, prior_dof=prior_dof,
                                              variance_barrier=variance_barrier,
                                              training_subset=training_subset,
-                                             retrain_tolerance=retrain_tolerance)
+                                             retrain_tolerance=retrain_tolerance,
+                                             tol_sol=training_tolerance)
         s = _core.InnerSettings()
         s.max_iterations = int(max_inner_iterations)
         s.rotation.max_rotations = int(max_rotations)

@@ -200,6 +200,20 @@ def test_training_lowers_objective_and_warm_start_is_cheap(data):
     assert again.iterations <= 3
 
 
+def test_training_leaves_a_warm_start_stuck_on_a_plateau(data):
+    # log hyperparameters of -50: sigma_m^2 and every length scale vanish, the objective is flat
+    # there, and a warm-started fit with a loose tolerance stopped at its first step
+    X, E, F = data
+    gp = build(X, E, F, tol_sol=0.1)
+    fitted = gp.train()
+    assert not fitted.reinitialised
+    gp.log_hyperparameters = np.full(1 + len(gp.type_names), -50.0)
+    again = gp.train()
+    assert again.reinitialised and not again.failed
+    assert again.objective == pytest.approx(fitted.objective, abs=0.05 * abs(fitted.objective))
+    assert np.all(gp.log_hyperparameters > -10.0)
+
+
 def test_appending_extends_the_factor_exactly(data):
     X, E, F = data
     gp = build(X[:4], E[:4], F[:4])

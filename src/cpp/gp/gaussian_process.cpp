@@ -109,18 +109,19 @@ TrainingReport GaussianProcess::train() {
   const Objective f = [&](const Eigen::VectorXd& w, Eigen::VectorXd& g) {
     return map_objective(td, settings_.prior, w, &g, &training_buffers_);
   };
-  Eigen::VectorXd start = have_hyperparameters_
-                              ? log_w_
-                              : initial_log_hyperparameters(td.scales, geometry_.n_types());
+  // Warm start, unless the data-driven start scores better: a warm start that is unusable
+  // (barrier crossed, factor failed) or ran off onto a plateau of the objective (every kernel
+  // term vanishing) would otherwise keep the fit there, as the optimiser stops at its first
+  // short step.
+  Eigen::VectorXd start = initial_log_hyperparameters(td.scales, geometry_.n_types());
+  const bool warm = have_hyperparameters_ &&
+                    map_objective(td, settings_.prior, log_w_, nullptr, &training_buffers_) <=
+                        map_objective(td, settings_.prior, start, nullptr, &training_buffers_);
+  if (warm) start = log_w_;
   // With the barrier on, a data-driven start above it would fail at once: start just inside.
   if (settings_.prior.variance_barrier) start[0] = std::min(start[0], std::log(2.0) - 0.1);
-  SCGResult res = scaled_conjugate_gradient(f, start, settings_.scg);
-  if (res.failed && res.evaluations == 1 && have_hyperparameters_) {
-    // The warm start is unusable (barrier crossed, factor failed): restart from the data.
-    report.reinitialised = true;
-    res = scaled_conjugate_gradient(f, initial_log_hyperparameters(td.scales, geometry_.n_types()),
-                                    settings_.scg);
-  }
+  report.reinitialised = have_hyperparameters_ && !warm;
+  const SCGResult res = scaled_conjugate_gradient(f, start, settings_.scg);
   report.iterations = res.iterations;
   report.evaluations = res.evaluations;
   report.converged = res.converged;

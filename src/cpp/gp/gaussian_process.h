@@ -27,7 +27,7 @@ struct TrainingReport {
   int evaluations = 0;
   bool converged = false;
   bool failed = false;
-  bool reinitialised = false;  // the warm start was unusable and the data-driven start was taken
+  bool reinitialised = false;  // the data-driven start scored better than the warm start and was taken
   bool kept = false;           // within retrain_tolerance: previous hyperparameters kept
   double objective = 0.0;
   std::vector<int> subset;
