@@ -3,7 +3,6 @@
 #include <cmath>
 #include <limits>
 
-
 namespace gprdimer {
 
 namespace {
@@ -50,8 +49,8 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   ObjectiveWorkspace& ws = work ? *work : local;
   const Kernel kernel(*data.geometry, log_w, data.sigma_c2);
   assemble_covariance(kernel, data.obs, settings.noise, ws.K);
-  const Factor& factor = ws.factor;
   robust_cholesky(ws.K, ws.factor);
+  const Factor& factor = ws.factor;
   if (!factor.ok) return inf;
   const auto L = factor.L.triangularView<Eigen::Lower>();
   const Eigen::VectorXd beta = L.solve(data.y);
