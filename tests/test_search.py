@@ -8,6 +8,7 @@ from ase.build import add_adsorbate, fcc100
 from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from ase.constraints import FixAtoms
+from ase.io import read
 
 from gprdimer import Dimer, GPRDimer, InputError
 
@@ -161,7 +162,7 @@ def test_impossible_settings_are_refused_before_any_call():
 def test_patience_stops_a_search_without_a_new_lowest_fmax():
     atoms, calc, mode = morse_cluster()
     atoms.calc = calc()
-    opt = GPRDimer(atoms, mode=mode, logfile=None, patience=3)
+    opt = GPRDimer(atoms, mode=mode, logfile=None, patience=3, fallback_mode=None)
     fmax = []
     opt.attach(lambda: fmax.append(opt.result.fmax))
     assert not opt.run(fmax=1e-9, steps=200)  # a target no search reaches
@@ -170,6 +171,37 @@ def test_patience_stops_a_search_without_a_new_lowest_fmax():
     steps = fmax[1:] + [opt.result.fmax]
     best = steps.index(min(steps))
     assert len(steps) - 1 - best == 3 and min(steps[best + 1:]) >= steps[best]
+
+
+def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):
+    atoms, calc, _ = morse_cluster()
+    guess = atoms.positions.copy()
+    atoms.calc = calc()
+    traj = tmp_path / "search.traj"
+    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3) as opt:
+        assert opt.fallback_mode == "hessian"
+        assert not opt.run(fmax=1e-9, steps=200)
+    alone = Atoms(atoms.numbers, positions=guess)
+    alone.calc = calc()
+    first = GPRDimer(alone, mode="random", logfile=None, patience=3, fallback_mode=None)
+    first.run(fmax=1e-9, steps=200)
+    assert first.result.stop_reason.startswith("no progress:")
+    assert opt.result.stop_reason.startswith("no progress (second start):")
+    images = read(traj, ":")
+    assert len(images) == opt.result.calls == opt.gp.n_observations
+    # the random start is displaced from the guess; the second, Hessian-mode start is the guess
+    again = [i for i, image in enumerate(images) if np.allclose(image.positions, guess, atol=1e-12)]
+    assert again == [first.result.calls]
+    assert opt.result.outer_iterations > first.result.outer_iterations
+
+
+def test_fallback_mode_other_is_the_mode_not_used_first():
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    assert GPRDimer(atoms, mode="hessian", logfile=None).fallback_mode == "random"
+    assert GPRDimer(atoms, mode=mode, logfile=None).fallback_mode == "hessian"
+    with pytest.raises(InputError, match="fallback_mode"):
+        GPRDimer(atoms, mode=mode, logfile=None, fallback_mode="lowest")
 
 
 def test_training_tolerance_reaches_the_hyperparameter_fit():

@@ -22,10 +22,11 @@ def make_calculator(spec: str, charge: int = 0, multiplicity: int = 1, threads: 
     name = spec.strip().lower()
     if name in _XTB:
         try:
-            from tblite.ase import TBLite
+            from .xtb import XTBCalculator
         except ImportError:
             raise InputError(f"calculator {spec!r} needs tblite: pip install 'gprdimer[xtb]'") from None
-        return TBLite(method=_XTB[name], charge=charge, multiplicity=multiplicity, verbosity=0)
+        return XTBCalculator(method=_XTB[name], charge=charge, multiplicity=multiplicity,
+                             verbosity=0)
     if name == "emt":
         from ase.calculators.emt import EMT
 
