@@ -21,11 +21,14 @@ from . import _core
 from .errors import GPError, InputError
 from .constraints import fixed_atoms, fixed_mask
 from .gp import GaussianProcess
-from .modes import MODE_CHOICES, initial_mode
+from .modes import MODE_CHOICES, initial_mode, rigid_fraction
 
 __all__ = ["GPRDimer", "Dimer", "SearchResult"]
 
 _METRICS = ("fmax", "norm")
+# A mode that is more rigid rotation or translation than this is no reaction coordinate, whatever
+# the sign of the curvature along it (modes.rigid_fraction).
+_MAX_RIGID_FRACTION = 0.5
 
 
 @dataclass
@@ -44,6 +47,7 @@ class SearchResult:
     positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     wall_time: float = 0.0
     gp_time: float = 0.0
+    starts: int = 0
 
 
 class _Stop(Exception):
@@ -51,7 +55,8 @@ class _Stop(Exception):
 
 
 class _NoProgress(_Stop):
-    """The patience stop: no new lowest true fmax for `patience` outer iterations."""
+    """A stop that another start from the guess may get past: no new lowest true fmax for
+    `patience` outer iterations, or a GP search with nowhere to go."""
 
 
 def _fmax(forces):
@@ -265,13 +270,14 @@ class _SaddleSearch(Optimizer):
             raise _Stop(f"energy rise: {self.result.energy - self._e_start:.2f} eV above the start")
 
     # --- shared pieces of the start and of the convergence test ------------------------------
-    def _initial_mode(self, spec=None):
+    def _initial_mode(self, spec=None, seed=None):
         """Start point and orientation from the guess (the atoms as the search first found them),
-        by `spec` or else by the mode the search was given."""
+        by `spec` or else by the mode the search was given; `seed` for another random one."""
         if self._guess is None:
             self._guess = self.atoms.copy()
         displacement, mode = initial_mode(self._guess, self._mode_spec if spec is None else spec,
-                                          fixed=self.fixed, seed=self.seed)
+                                          fixed=self.fixed,
+                                          seed=self.seed if seed is None else seed)
         x_start = self._guess.positions + displacement
         # Until the first call succeeds the result holds the start, so that a search whose first
         # call fails still reports (N, 3) positions (a batch row needs them) and no energy.
@@ -280,19 +286,27 @@ class _SaddleSearch(Optimizer):
         return x_start, mode
 
     def _verified(self, x, g0, tau):
-        """(converged, image): the force criterion holds at x and the true curvature along tau
-        is negative.
+        """(converged, image): the force criterion holds at x, tau is mostly internal motion,
+        and the true curvature along tau is negative.
 
         The curvature costs one true evaluation at image 1, returned as (positions, energy,
         forces); it is what keeps a search from reporting a minimum as a saddle.
         """
         if self._force_measure(self._full(-g0)) >= self.fmax:
             return False, None
+        if not self._internal_mode(self._full(x) + self._fixed_positions(), tau):
+            return False, None
         positions = self._full(x + self.separation * tau) + self._fixed_positions()
         e1, f1 = self._evaluate(positions)
         c = float(np.dot(-self._moving(f1) - g0, tau) / self.separation)
         self.result.curvature = c
         return c < 0.0, (positions, e1, f1)
+
+    def _internal_mode(self, positions, tau):
+        """Whether the mode `tau` (moving coordinates) at `positions` is mostly internal motion."""
+        probe = self.atoms.copy()
+        probe.positions = positions
+        return rigid_fraction(probe, self._full(tau), fixed=self.fixed) <= _MAX_RIGID_FRACTION
 
     def _restore_midpoint(self, positions, energy, forces):
         """Leaves atoms at the midpoint with its results cached, so reading them costs no call."""
@@ -330,6 +344,9 @@ class GPRDimer(_SaddleSearch):
     max_inner_iterations : GP steps per outer iteration. [200]
     divisor : the inner loop stops at max(last true fmax / divisor, fmax / 10). [10]
     max_step, convex_step : translation cap and uphill step at positive curvature, Å. [0.05, 0.1]
+    convex_relax : at positive curvature, translate on the modified force (uphill along the mode,
+        downhill across it) instead of the fixed uphill step: True, False, or 'fresh' for the
+        fresh starts only. ['fresh']
     ratio_at_limit : distance-ratio trust window and per-atom step limiter. [0.8]
     trust : 'ratio' (every distance within ratio..1/ratio of one observation), 'transport' (the
         adaptive per-element transport radius of the OT-GP variant) or 'both'. ['both']
@@ -346,6 +363,9 @@ class GPRDimer(_SaddleSearch):
         orientation, keeping every observation in the GP: 'other' ('hessian' after 'random' or
         an array, 'random' after 'hessian'), 'random', 'hessian', or None for no second start.
         ['other']
+    fresh_starts : after the second start's patience stop (the first's without a second start),
+        this many more starts from the guess, each with a random orientation from a new seed on
+        an empty GP. [2]
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
     max_energy_rise : stop when the energy rises this far above the start, eV. [10]
     seed : seed of the 'random' initial mode. [706253457]
@@ -355,9 +375,10 @@ class GPRDimer(_SaddleSearch):
                  separation=0.01, initial_rotations=6, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
-                 convex_step=0.1, ratio_at_limit=0.8, trust="both", max_variance=0.0,
+                 convex_step=0.1, convex_relax="fresh", ratio_at_limit=0.8, trust="both",
+                 max_variance=0.0,
                  training_subset=15, retrain_tolerance=0.2, training_tolerance=0.1,
-                 patience=30, fallback_mode="other", noise=1e-5,
+                 patience=30, fallback_mode="other", fresh_starts=2, noise=1e-5,
                  prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0, seed=706253457,
                  **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
@@ -369,7 +390,8 @@ class GPRDimer(_SaddleSearch):
         # Refused here, before the first call, rather than found out mid-search.
         for name, value in (("initial_rotations", initial_rotations), ("initial_angle", initial_angle),
                             ("max_rotations", max_rotations), ("rotation_angle", rotation_angle),
-                            ("max_variance", max_variance), ("patience", patience)):
+                            ("max_variance", max_variance), ("patience", patience),
+                            ("fresh_starts", fresh_starts)):
             _check_number(name, value, strict=False)
         for name, value in (("max_inner_iterations", max_inner_iterations),
                             ("trial_angle", trial_angle), ("divisor", divisor),
@@ -379,6 +401,9 @@ class GPRDimer(_SaddleSearch):
             _check_number(name, value)
         if ratio_at_limit > 1:
             raise InputError(f"ratio_at_limit must be in (0, 1], got {ratio_at_limit}")
+        if convex_relax not in (True, False, "fresh"):
+            raise InputError(f"convex_relax must be True, False or 'fresh', got {convex_relax!r}")
+        self.convex_relax = convex_relax
         self.initial_rotations = int(initial_rotations)
         self.initial_angle = float(initial_angle)
         self.divisor = float(divisor)
@@ -390,12 +415,12 @@ class GPRDimer(_SaddleSearch):
             raise InputError(f"fallback_mode must be 'other', {', '.join(map(repr, MODE_CHOICES))} "
                              f"or None, got {fallback_mode!r}")
         self.fallback_mode = fallback_mode
-        self._second_start = False
-        self.gp = GaussianProcess.from_atoms(atoms, noise=noise, prior_dof=prior_dof,
-                                             variance_barrier=variance_barrier,
-                                             training_subset=training_subset,
-                                             retrain_tolerance=retrain_tolerance,
-                                             tol_sol=training_tolerance)
+        self.fresh_starts = int(fresh_starts)
+        self._gp_settings = dict(noise=noise, prior_dof=prior_dof,
+                                 variance_barrier=variance_barrier,
+                                 training_subset=training_subset,
+                                 retrain_tolerance=retrain_tolerance, tol_sol=training_tolerance)
+        self.gp = GaussianProcess.from_atoms(atoms, **self._gp_settings)
         s = _core.InnerSettings()
         s.max_iterations = int(max_inner_iterations)
         s.rotation.max_rotations = int(max_rotations)
@@ -406,6 +431,7 @@ class GPRDimer(_SaddleSearch):
         s.translation.max_step = float(max_step)
         s.translation.convex_step = float(convex_step)
         s.translation.ratio_at_limit = float(ratio_at_limit)
+        s.translation.convex_relax = convex_relax is True
         s.ratio_trust = trust in ("ratio", "both")
         s.max_variance = float(max_variance)
         self.inner = s
@@ -438,7 +464,8 @@ class GPRDimer(_SaddleSearch):
     def todict(self):
         d = super().todict()
         d.update(trust=self.trust, divisor=self.divisor, initial_rotations=self.initial_rotations,
-                 fallback_mode=self.fallback_mode)
+                 fallback_mode=self.fallback_mode, fresh_starts=self.fresh_starts,
+                 convex_relax=self.convex_relax)
         return d
 
     def _gp(self, fn, *args):
@@ -487,12 +514,13 @@ class GPRDimer(_SaddleSearch):
     def _train(self):
         self._gp(self.gp.train)
 
-    def _start(self, spec=None):
+    def _start(self, spec=None, seed=None):
         """Evaluates the start from the guess and turns the dimer there on true image calls."""
-        x_start, tau = self._initial_mode(spec)
+        x_start, tau = self._initial_mode(spec, seed)
         self._x_start = x_start
         e0, f0 = self._evaluate(x_start)
-        if spec is None:  # the energy-rise guard stays relative to the first start
+        self.result.starts += 1
+        if self.result.starts == 1:  # the energy-rise guard stays relative to the first start
             self._e_start = e0
         self._record(x_start, e0, f0, math.nan, tau)  # what a fault in the next call leaves
         self._add(x_start, e0, f0)
@@ -525,7 +553,8 @@ class GPRDimer(_SaddleSearch):
         self._tau = tau
         self.atoms.positions = x_start
         self._record(x_start, e0, f0, curvature, self._full(tau))
-        if self._force_measure(f0) < self.fmax and curvature < 0:
+        if (self._force_measure(f0) < self.fmax and curvature < 0
+                and self._internal_mode(x_start, tau)):
             self.result.converged = True
         # the last call was at image 1: restore the midpoint as the atoms' current state
         self._restore_midpoint(x_start, e0, f0)
@@ -534,14 +563,30 @@ class GPRDimer(_SaddleSearch):
         try:
             self._translate()
         except _NoProgress as stop:
-            if self.fallback_mode is None or self._second_start:
-                raise
-            self._second_start = True
+            self._start_again(stop)
+
+    def _start_again(self, stop):
+        """After a patience stop or a stall: the second start (fallback orientation, data kept),
+        then the fresh starts; the stop stands when none is left."""
+        starts = self.result.starts
+        if starts == 1 and self.fallback_mode is not None:
             # A patience stop mostly comes from a dimer that lost its mode and slid towards a
             # minimum. Another orientation often finds the saddle, and with the first start's
             # data kept it converted 7 of 12 xTB patience stops against 3 of 12 on a fresh GP.
             self._note = f"{stop}; second start from the guess, {self.fallback_mode} mode"
             self._start(self.fallback_mode)
+        elif starts < 1 + (self.fallback_mode is not None) + self.fresh_starts:
+            # By now the GP holds two failed starts' data, and its cost grows with the cube of
+            # it; an empty GP and another random orientation make an independent try instead.
+            # Failed starts mostly climbed a soft mode at small positive curvature with the
+            # fixed uphill step, the forces across it never relaxing: a fresh start relaxes them.
+            self.gp = GaussianProcess.from_atoms(self.atoms, **self._gp_settings)
+            if self.convex_relax == "fresh":
+                self.inner.translation.convex_relax = True
+            self._note = f"{stop}; fresh start from the guess, random mode, empty GP"
+            self._start("random", seed=None if self.seed is None else self.seed + starts)
+        else:
+            raise stop
 
     def _translate(self):
         self._train()
@@ -558,13 +603,14 @@ class GPRDimer(_SaddleSearch):
         if self._repeats_last(inner):
             # Both true calls would repeat the last ones exactly: hyperparameters stuck where the
             # surrogate is flat, or a start at a minimum or on a flat surface. One retry from
-            # reset hyperparameters; if the GP still has nowhere to go, nothing can be learnt.
+            # reset hyperparameters; if the GP still has nowhere to go, this start can learn
+            # nothing more.
             self._reset_gp(GPError("the GP search returned the point evaluated last"))
             inner = self._gp(self._relax, start_x, start_tau, s)
             if self._repeats_last(inner):
-                raise _Stop("stalled: the GP search returned the point and mode evaluated last "
-                            f"(true fmax {self.result.fmax:.3g}, "
-                            f"curvature {self.result.curvature:.3g})")
+                raise _NoProgress("stalled: the GP search returned the point and mode evaluated "
+                                  f"last (true fmax {self.result.fmax:.3g}, "
+                                  f"curvature {self.result.curvature:.3g})")
         self._note = (self._note + "; " if self._note else "") + \
             f"GP: {inner.stop}, {inner.iterations} steps"
         x = np.array(inner.positions)
@@ -593,8 +639,8 @@ class GPRDimer(_SaddleSearch):
         if fmax < best:
             self._best = (fmax, self.nsteps + 1)
         elif self.patience and self.nsteps + 1 - at >= self.patience and not self.result.converged:
-            second = " (second start)" if self._second_start else ""
-            raise _NoProgress(f"no progress{second}: lowest true fmax {best:.3g} eV/Å, "
+            which = f" (start {self.result.starts})" if self.result.starts > 1 else ""
+            raise _NoProgress(f"no progress{which}: lowest true fmax {best:.3g} eV/Å, "
                               f"{self.patience} outer iterations ago")
 
 
@@ -646,6 +692,7 @@ class Dimer(_SaddleSearch):
         x_start, tau = self._initial_mode()
         self._x_start = x_start
         e0, f0 = self._evaluate(x_start)
+        self.result.starts = 1
         self._e_start = e0
         self._x, self._g, self._tau = self._moving(x_start), -self._moving(f0), self._moving(tau)
         self._translator = _core.Translator(self._x.size, self._translation)

@@ -76,7 +76,7 @@ def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
         from sella import Sella
     except ImportError:
         raise InputError("method 'sella' needs Sella: pip install 'gprdimer[sella]'") from None
-    result = SearchResult()
+    result = SearchResult(starts=1)
     counter = CountingCalculator(atoms.calc)
     user_calc = atoms.calc
     atoms.calc = counter

@@ -59,9 +59,10 @@ def test_run_task_returns_a_complete_row():
     row = run_task(emt_task(method="gprd"))
     assert row["task_key"] == "NH3|gprd|emt"
     assert row["calls"] > 0 and math.isfinite(row["saddle_energy"])
+    assert row["starts"] >= 1
     assert row["seed"] == task_seed("NH3") and row["spin"] == "singlets"
     assert len(row["positions"]) == 4 and len(row["forces"]) == 4
-    assert '"ase"' in row["versions"]
+    assert '"ase"' in row["versions"] and row["cpu"]
 
 
 def test_seed_depends_on_system_and_base_only():
@@ -72,7 +73,7 @@ def test_seed_depends_on_system_and_base_only():
 
 def test_task_error_becomes_a_failed_row():
     row = run_task(emt_task(calc="no-such-calculator"))
-    assert row["converged"] is False
+    assert row["converged"] is False and row["starts"] == 0
     assert row["stop_reason"].startswith("error: InputError: unknown calculator")
 
 

@@ -10,7 +10,8 @@ from ase.calculators.morse import MorsePotential
 from ase.constraints import FixAtoms
 from ase.io import read
 
-from gprdimer import Dimer, GPRDimer, InputError
+from gprdimer import Dimer, GPRDimer, InputError, _core
+from gprdimer.modes import initial_mode
 
 FMAX = 0.01
 
@@ -27,13 +28,29 @@ def adatom_hop():
     return slab, EMT, mode
 
 
+def pushed_out_cluster():
+    """The distorted 7-atom Morse cluster (atom 6 pushed out of its site), where a search with
+    an unreachable force target wanders on until patience stops it."""
+    atoms, calc, _ = morse_cluster()
+    atoms.positions = [[0, 0, 0], [2.5, 0, 0], [1.25, 2.165, 0], [1.25, 0.72, 2.04],
+                       [-1.25, 2.165, 0], [3.75, 2.165, 0], [1.25, -1.6, 1.2]]
+    return atoms, calc
+
+
 def morse_cluster():
-    """A 7-atom Morse cluster, one surface atom pushed out of its site."""
-    x = np.array([[0, 0, 0], [2.5, 0, 0], [1.25, 2.165, 0], [1.25, 0.72, 2.04],
-                  [-1.25, 2.165, 0], [3.75, 2.165, 0], [1.25, -1.6, 1.2]], float)
+    """A 7-atom Morse cluster half-way from a distorted cluster to a saddle, with that saddle's
+    negative mode to one decimal.
+
+    From the distorted cluster itself (atom 6 pushed out of its site) both methods reach one of
+    several saddles, and which one changed with 0.02 Å of noise on the start or with the
+    rounding of another processor: 3 of 8 GPR-dimer and 1 of 8 dimer runs ended 0.79 and 0.54 eV
+    away from the saddle the rest found. From here 10 of 10 noisy starts of each found the same.
+    """
+    x = np.array([[0.15, 0.06, -0.27], [2.54, 0.02, 0.24], [1.36, 2.21, 0.02], [0.95, 0.74, 1.96],
+                  [-1.12, 2.09, 0.23], [3.84, 2.09, -0.12], [1.04, -1.61, 1.19]])
     atoms = Atoms("Cu7", positions=x)
-    mode = np.zeros((7, 3))
-    mode[6] = [0.3, -0.6, 0.7]
+    mode = np.array([[-0.3, -0.1, 0.1], [0, -0.1, -0.4], [-0.1, -0.1, -0.4], [0.3, 0.1, -0.1],
+                     [0, 0, 0.1], [0.1, 0.2, 0.6], [0, 0, 0.1]])
     return atoms, lambda: MorsePotential(epsilon=0.8, r0=2.5, rho0=6.0), mode
 
 
@@ -162,7 +179,7 @@ def test_impossible_settings_are_refused_before_any_call():
 def test_patience_stops_a_search_without_a_new_lowest_fmax():
     atoms, calc, mode = morse_cluster()
     atoms.calc = calc()
-    opt = GPRDimer(atoms, mode=mode, logfile=None, patience=3, fallback_mode=None)
+    opt = GPRDimer(atoms, mode=mode, logfile=None, patience=3, fallback_mode=None, fresh_starts=0)
     fmax = []
     opt.attach(lambda: fmax.append(opt.result.fmax))
     assert not opt.run(fmax=1e-9, steps=200)  # a target no search reaches
@@ -174,25 +191,79 @@ def test_patience_stops_a_search_without_a_new_lowest_fmax():
 
 
 def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):
-    atoms, calc, _ = morse_cluster()
+    atoms, calc = pushed_out_cluster()
     guess = atoms.positions.copy()
     atoms.calc = calc()
     traj = tmp_path / "search.traj"
-    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3) as opt:
+    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3,
+                  fresh_starts=0) as opt:
         assert opt.fallback_mode == "hessian"
         assert not opt.run(fmax=1e-9, steps=200)
     alone = Atoms(atoms.numbers, positions=guess)
     alone.calc = calc()
-    first = GPRDimer(alone, mode="random", logfile=None, patience=3, fallback_mode=None)
+    first = GPRDimer(alone, mode="random", logfile=None, patience=3, fallback_mode=None,
+                     fresh_starts=0)
     first.run(fmax=1e-9, steps=200)
     assert first.result.stop_reason.startswith("no progress:")
-    assert opt.result.stop_reason.startswith("no progress (second start):")
+    assert opt.result.stop_reason.startswith("no progress (start 2):")
+    assert opt.result.starts == 2
     images = read(traj, ":")
     assert len(images) == opt.result.calls == opt.gp.n_observations
     # the random start is displaced from the guess; the second, Hessian-mode start is the guess
     again = [i for i, image in enumerate(images) if np.allclose(image.positions, guess, atol=1e-12)]
     assert again == [first.result.calls]
     assert opt.result.outer_iterations > first.result.outer_iterations
+
+
+def test_a_fresh_start_after_the_second_is_an_independent_random_start(tmp_path):
+    atoms, calc = pushed_out_cluster()
+    guess = atoms.positions.copy()
+    atoms.calc = calc()
+    traj = tmp_path / "search.traj"
+    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3,
+                  seed=11, fresh_starts=1) as opt:
+        assert not opt.run(fmax=1e-9, steps=300)
+    assert opt.result.starts == 3
+    assert opt.result.stop_reason.startswith("no progress (start 3):")
+    two = Atoms(atoms.numbers, positions=guess)
+    two.calc = calc()
+    both = GPRDimer(two, mode="random", logfile=None, patience=3, seed=11, fresh_starts=0)
+    both.run(fmax=1e-9, steps=300)
+    images = read(traj, ":")
+    assert len(images) == opt.result.calls
+    # the third start begins at its own random displacement of the guess, on an empty GP that
+    # holds only its own calls
+    third = images[both.result.calls]
+    displacement, _ = initial_mode(Atoms(atoms.numbers, positions=guess), "random", seed=13)
+    assert np.allclose(third.positions, guess + displacement, atol=1e-12)
+    assert not np.allclose(third.positions, images[0].positions, atol=1e-6)
+    assert opt.gp.n_observations == opt.result.calls - both.result.calls
+    # only the fresh start translates on the modified force at positive curvature
+    assert opt.inner.translation.convex_relax and not both.inner.translation.convex_relax
+    assert GPRDimer(atoms, mode="random", logfile=None, fresh_starts=2).todict()["fresh_starts"] == 2
+    with pytest.raises(InputError, match="fresh_starts"):
+        GPRDimer(atoms, mode="random", logfile=None, fresh_starts=-1)
+    with pytest.raises(InputError, match="convex_relax"):
+        GPRDimer(atoms, mode="random", logfile=None, convex_relax="always")
+    assert GPRDimer(atoms, mode="random", logfile=None, convex_relax=True).inner.translation.convex_relax
+
+
+@pytest.mark.parametrize("relax", [False, True])
+def test_translation_at_positive_curvature(relax):
+    """Fixed step: uphill along the mode only. Relaxing: uphill along it, downhill across it."""
+    settings = _core.TranslationSettings()
+    settings.convex_relax = relax
+    tau, g0 = np.array([1.0, 0.0]), np.array([0.2, 0.3])
+    dx = np.asarray(_core.Translator(2, settings).step(np.zeros(2), g0, tau, 1.0))
+    assert dx @ tau * (g0 @ tau) > 0  # against the force along the mode
+    if relax:
+        assert dx[1] * g0[1] < 0 and np.linalg.norm(dx) <= settings.max_step + 1e-15
+    else:
+        assert np.allclose(dx, settings.convex_step * tau)
+    # at negative curvature both rules take the same modified-force step
+    plain = _core.TranslationSettings()
+    assert np.allclose(_core.Translator(2, settings).step(np.zeros(2), g0, tau, -1.0),
+                       _core.Translator(2, plain).step(np.zeros(2), g0, tau, -1.0))
 
 
 def test_fallback_mode_other_is_the_mode_not_used_first():

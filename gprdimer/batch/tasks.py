@@ -11,12 +11,14 @@ import json
 import math
 import os
 import pickle
+import platform
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -93,11 +95,32 @@ def run_task(task: dict) -> dict:
 def failed_row(task: dict, reason: str) -> dict:
     """The row of a task that ended without a search result (error, timeout, lost worker)."""
     row = _base_row(task)
-    row.update(converged=False, stop_reason=reason, calls=0, outer_iterations=0,
+    row.update(converged=False, stop_reason=reason, calls=0, outer_iterations=0, starts=0,
                wall_time=math.nan, gp_time=math.nan, saddle_energy=math.nan,
                saddle_fmax=math.nan, force_norm=math.nan, curvature=math.nan,
                positions=task["positions"], forces=None, mode=None)
     return row
+
+
+@lru_cache(maxsize=1)
+def processor() -> str:
+    """The CPU model and its widest vector extension. The core is compiled for the machine that
+    builds it (-march=native) and BLAS picks kernels by CPU, so the same search can round
+    differently on another processor and, being chaotic, end elsewhere; a row says where it ran."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:  # not Linux: the platform's own name
+        pass
+    vector = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), "")
+    return f"{model} ({vector})" if vector else model
 
 
 def _base_row(task):
@@ -108,6 +131,7 @@ def _base_row(task):
         "fmax_target": task["fmax"], "steps": task["steps"], "start_mode": str(task["mode"]),
         "threads": task["threads"], "parameters": json.dumps(task["params"], sort_keys=True),
         "versions": json.dumps(software_versions(task["method"], task["calc"])),
+        "cpu": processor(),
         "numbers": task["numbers"], "initial_positions": task["positions"],
     }
 
@@ -123,7 +147,8 @@ def _search(task):
     row = _base_row(task)
     row.update(converged=bool(result.converged), stop_reason=result.stop_reason,
                calls=int(result.calls), outer_iterations=int(result.outer_iterations),
-               wall_time=float(result.wall_time), gp_time=float(result.gp_time),
+               starts=int(result.starts), wall_time=float(result.wall_time),
+               gp_time=float(result.gp_time),
                saddle_energy=float(result.energy), saddle_fmax=float(result.fmax),
                force_norm=float(result.force_norm), curvature=float(result.curvature),
                positions=np.asarray(result.positions).tolist(),

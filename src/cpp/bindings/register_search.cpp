@@ -29,6 +29,7 @@ void register_search(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("max_step", &TranslationSettings::max_step)
       .def_readwrite("convex_step", &TranslationSettings::convex_step)
+      .def_readwrite("convex_relax", &TranslationSettings::convex_relax)
       .def_readwrite("ratio_at_limit", &TranslationSettings::ratio_at_limit)
       .def_readwrite("memory", &TranslationSettings::memory)
       .def_readwrite("initial_inverse_curvature", &TranslationSettings::initial_inverse_curvature);

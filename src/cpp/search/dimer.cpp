@@ -122,7 +122,7 @@ void Translator::reset() {
 
 Eigen::VectorXd Translator::step(const Eigen::VectorXd& x, const Eigen::VectorXd& g0,
                                  const Eigen::VectorXd& tau, double curvature) {
-  if (curvature >= 0.0) {
+  if (curvature >= 0.0 && !settings_.convex_relax) {
     // Convex region: go uphill along the mode only, by a fixed amount.
     reset();
     const double along = -g0.dot(tau);  // force component along tau

@@ -55,6 +55,10 @@ RotationResult rotate_dimer(const Surface& surface, const Eigen::VectorXd& x0,
 struct TranslationSettings {
   double max_step = 0.05;         // A, cap on the norm of an L-BFGS step
   double convex_step = 0.1;       // A, uphill step along tau at positive curvature
+  // At positive curvature, step on the modified force as at negative curvature instead of the
+  // fixed uphill step: the forces across the mode relax as well. Along a soft mode (a torsion,
+  // curvature near zero) the fixed step only climbs, and the other forces never shrink.
+  bool convex_relax = false;
   double ratio_at_limit = 0.8;    // per-atom step limit and trust window (paper: 2/3)
   int memory = 0;                 // L-BFGS memory; 0 means the number of coordinates
   double initial_inverse_curvature = 0.01;
