@@ -290,3 +290,33 @@ def test_training_tolerance_reaches_the_hyperparameter_fit():
             opt.gp.add(x, probe.get_potential_energy(), probe.get_forces())
         evaluations.append(opt.gp.train().evaluations)
     assert evaluations[1] < evaluations[0]
+
+
+@pytest.mark.parametrize("skip", [0, 1, 2])
+def test_an_outer_iteration_skips_training_only_after_a_kept_training(skip):
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    opt = GPRDimer(atoms, mode=mode, logfile=None, skip_after_kept=skip)
+    kept, started = {}, []  # outer iteration -> whether its training kept the hyperparameters
+    real_train = opt.gp.train
+
+    def train():
+        report = real_train()
+        if started:  # the initial rotations' trainings are not outer iterations
+            kept[opt.nsteps] = report.kept
+        return report
+
+    opt.gp.train = train
+    opt.attach(lambda: started.append(True))
+    opt.run(fmax=FMAX, steps=60)
+    assert opt.result.converged and opt.result.starts == 1
+    trained = [kept.get(i) for i in range(opt.result.outer_iterations)]  # None: no training
+    assert trained[0] is not None
+    for i, k in enumerate(trained):
+        if k is None:  # within `skip` iterations of a training that kept them
+            last = max(j for j in range(i) if trained[j] is not None)
+            assert trained[last] and i - last <= skip
+        elif i > 0 and trained[i - 1]:  # trained right after a kept training: skip spent
+            assert skip == 0 or trained[i - 1 - skip:i].count(None) == skip
+    assert any(trained[:-1])  # the hyperparameters held still at least once
+    assert (None in trained) == (skip > 0)
