@@ -190,24 +190,26 @@ def test_patience_stops_a_search_without_a_new_lowest_fmax():
     assert len(steps) - 1 - best == 3 and min(steps[best + 1:]) >= steps[best]
 
 
-def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):
+def restarted_search(tmp_path=None, **keywords):
+    """A search from the pushed-out cluster to a force target it cannot reach, so that only
+    patience stops end its starts; its guess, and every frame when traced."""
     atoms, calc = pushed_out_cluster()
     guess = atoms.positions.copy()
     atoms.calc = calc()
-    traj = tmp_path / "search.traj"
-    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3,
-                  fresh_starts=0) as opt:
-        assert opt.fallback_mode == "hessian"
-        assert not opt.run(fmax=1e-9, steps=200)
-    alone = Atoms(atoms.numbers, positions=guess)
-    alone.calc = calc()
-    first = GPRDimer(alone, mode="random", logfile=None, patience=3, fallback_mode=None,
-                     fresh_starts=0)
-    first.run(fmax=1e-9, steps=200)
+    traj = None if tmp_path is None else str(tmp_path / "search.traj")
+    with GPRDimer(atoms, mode="random", trajectory=traj, logfile=None, patience=3,
+                  **keywords) as opt:
+        assert not opt.run(fmax=1e-9, steps=300)
+    return opt, guess, (None if traj is None else read(traj, ":"))
+
+
+def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):
+    opt, guess, images = restarted_search(tmp_path, fresh_starts=0)
+    first, _, _ = restarted_search(fallback_mode=None, fresh_starts=0)
+    assert opt.fallback_mode == "hessian"
     assert first.result.stop_reason.startswith("no progress:")
     assert opt.result.stop_reason.startswith("no progress (start 2):")
     assert opt.result.starts == 2
-    images = read(traj, ":")
     assert len(images) == opt.result.calls == opt.gp.n_observations
     # the random start is displaced from the guess; the second, Hessian-mode start is the guess
     again = [i for i, image in enumerate(images) if np.allclose(image.positions, guess, atol=1e-12)]
@@ -216,24 +218,15 @@ def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(t
 
 
 def test_a_fresh_start_after_the_second_is_an_independent_random_start(tmp_path):
-    atoms, calc = pushed_out_cluster()
-    guess = atoms.positions.copy()
-    atoms.calc = calc()
-    traj = tmp_path / "search.traj"
-    with GPRDimer(atoms, mode="random", trajectory=str(traj), logfile=None, patience=3,
-                  seed=11, fresh_starts=1) as opt:
-        assert not opt.run(fmax=1e-9, steps=300)
+    opt, guess, images = restarted_search(tmp_path, seed=11, fresh_starts=1)
+    both, _, _ = restarted_search(seed=11, fresh_starts=0)
     assert opt.result.starts == 3
     assert opt.result.stop_reason.startswith("no progress (start 3):")
-    two = Atoms(atoms.numbers, positions=guess)
-    two.calc = calc()
-    both = GPRDimer(two, mode="random", logfile=None, patience=3, seed=11, fresh_starts=0)
-    both.run(fmax=1e-9, steps=300)
-    images = read(traj, ":")
     assert len(images) == opt.result.calls
     # the third start begins at its own random displacement of the guess, on an empty GP that
     # holds only its own calls
     third = images[both.result.calls]
+    atoms = opt.atoms
     displacement, _ = initial_mode(Atoms(atoms.numbers, positions=guess), "random", seed=13)
     assert np.allclose(third.positions, guess + displacement, atol=1e-12)
     assert not np.allclose(third.positions, images[0].positions, atol=1e-6)
