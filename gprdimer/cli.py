@@ -201,7 +201,8 @@ def _jsonable(value):
 def _print_summary(result, trajectory, summary):
     status = "yes" if result.converged else "no"
     print(f"\nconverged    {status} ({result.stop_reason})\n"
-          f"calls        {result.calls} in {result.outer_iterations} outer iterations\n"
+          f"calls        {result.calls} in {result.outer_iterations} outer iterations, "
+          f"{result.starts} start{'s' if result.starts != 1 else ''}\n"
           f"energy       {result.energy:.6f} eV\n"
           f"fmax         {result.fmax:.4f} eV/Å\n"
           f"curvature    {result.curvature:.4g} eV/Å²\n"

@@ -378,12 +378,10 @@ class GPRDimer(_SaddleSearch):
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
                  convex_step=0.1, convex_relax="fresh", ratio_at_limit=0.8, trust="both",
-                 max_variance=0.0,
-                 training_subset=15, retrain_tolerance=0.2, skip_after_kept=1,
-                 training_tolerance=0.1,
-                 patience=30, fallback_mode="other", fresh_starts=2, noise=1e-5,
-                 prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0, seed=706253457,
-                 **kwargs):
+                 max_variance=0.0, training_subset=15, retrain_tolerance=0.2, skip_after_kept=1,
+                 training_tolerance=0.1, patience=30, fallback_mode="other", fresh_starts=2,
+                 noise=1e-5, prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0,
+                 seed=706253457, **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
                          max_energy_rise=max_energy_rise, seed=seed, **kwargs)
         if trust not in ("ratio", "transport", "both"):
@@ -582,7 +580,7 @@ class GPRDimer(_SaddleSearch):
             self._note = f"{stop}; second start from the guess, {self.fallback_mode} mode"
             self._start(self.fallback_mode)
         elif starts < 1 + (self.fallback_mode is not None) + self.fresh_starts:
-            # By now the GP holds two failed starts' data, and its cost grows with the cube of
+            # By now the GP holds the failed starts' data, and its cost grows with the cube of
             # it; an empty GP and another random orientation make an independent try instead.
             # Failed starts mostly climbed a soft mode at small positive curvature with the
             # fixed uphill step, the forces across it never relaxing: a fresh start relaxes them.

@@ -31,6 +31,7 @@ def test_search_writes_trajectory_and_result_beside_the_input(tmp_path, capsys):
     assert len(read(tmp_path / "hcn.gprd.traj", ":")) == result["calls"]
     out = capsys.readouterr().out
     assert "GPRDimer" in out and f"calls        {result['calls']}" in out
+    assert result["starts"] >= 1 and f"{result['starts']} start" in out
 
 
 def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch, capsys):
