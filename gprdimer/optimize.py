@@ -515,7 +515,7 @@ class GPRDimer(_SaddleSearch):
             self.result.gp_time += time.perf_counter() - t
 
     def _train(self):
-        self._gp(self.gp.train)
+        return self._gp(self.gp.train)
 
     def _start(self, spec=None, seed=None):
         """Evaluates the start from the guess and turns the dimer there on true image calls."""
@@ -598,8 +598,7 @@ class GPRDimer(_SaddleSearch):
         if self._untrained > 0:
             self._untrained -= 1
         else:
-            report = self._gp(self.gp.train)
-            self._untrained = self.skip_after_kept if report.kept else 0
+            self._untrained = self.skip_after_kept if self._train().kept else 0
         s = self.inner
         start_x, start_tau, start_fmax = self._latest_converged or self._initial
         # The paper scales the GP tolerance by the last true point alone. After a step that went
