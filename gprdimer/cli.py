@@ -23,7 +23,7 @@ from .calculators.factory import make_calculator
 from .errors import InputError
 from .inputs import read_mode, read_structure
 from .modes import MODE_CHOICES, SEED
-from .runner import METHODS, check_settings, run_search
+from .runner import METHODS, check_params, check_settings, run_search
 
 EXAMPLE = "hcn_to_hnc.xyz"  # the README's first command: HCN -> HNC at HF/3-21G, seconds
 
@@ -128,6 +128,20 @@ def _add_search_options(parser):
     parser.add_argument("--fmax", type=float, default=0.01, help="force tolerance, eV/Å [0.01]")
     parser.add_argument("--steps", type=int,
                         help="outer iterations at most [300; Sella 200, the published settings]")
+    parser.add_argument("--params", metavar="JSON", type=_params,
+                        help="keywords of the method, as a JSON object, e.g. "
+                             "'{\"convex_step\": 0.05}' (docs/parameters.md) [the defaults]")
+
+
+def _params(text):
+    """--params as a dict; argparse reports the error in one line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"a JSON object of keyword: value is needed, got {text}")
+    return value
 
 
 # --- search ------------------------------------------------------------------------------------
@@ -136,6 +150,7 @@ def _search(args):
     from .batch.tasks import software_versions, thread_limit
 
     steps = check_settings(args.method, args.fmax, args.steps)
+    params = check_params(args.method, args.params)
     _check_positive(args.threads, "--threads")
     with ExitStack() as stack:
         if args.guess is None:
@@ -155,12 +170,13 @@ def _search(args):
           f"charge {args.charge}, multiplicity {args.multiplicity}", flush=True)
     with thread_limit(args.threads):
         result = run_search(atoms, args.method, mode=mode, fmax=args.fmax, steps=steps,
-                            seed=args.seed, trajectory=str(trajectory), logfile="-")
+                            seed=args.seed, trajectory=str(trajectory), logfile="-",
+                            params=params)
     record = {
         "input": str(args.guess or EXAMPLE), "method": args.method, "calc": args.calc,
         "charge": args.charge, "multiplicity": args.multiplicity,
         "settings": {"fmax": args.fmax, "steps": steps, "seed": args.seed,
-                     "mode": str(args.mode), "threads": args.threads},
+                     "mode": str(args.mode), "threads": args.threads, "params": params},
         "versions": software_versions(args.method, args.calc),
         **dataclasses.asdict(result),
     }
@@ -212,12 +228,29 @@ def _print_summary(result, trajectory, summary):
 
 # --- batch -------------------------------------------------------------------------------------
 
+def _check_one_parameter_set(db, tasks):
+    """A database holds one set of keywords per method and calculator, as its report compares
+    methods by name: rows run with other keywords make another database."""
+    if not Path(db).is_file():
+        return
+    from .batch import read_rows
+
+    wanted = {(t["method"], t["calc"]): json.dumps(t["params"], sort_keys=True) for t in tasks}
+    for row in read_rows(db):
+        want = wanted.get((row.get("method"), row.get("calc")))
+        if want is not None and row.get("parameters", "{}") != want:
+            raise InputError(f"{db}: its {row['method']} rows on {row['calc']} were run with "
+                             f"--params {row.get('parameters', '{}')}, this batch asks for {want}; "
+                             "use another --db")
+
+
 def _batch(args):
     from .batch import Store, connect, make_cluster, make_task, run_batch
 
     methods = _split_list(args.methods, "--methods")
     calcs = _split_list(args.calc, "--calc")
     steps = {method: check_settings(method, args.fmax, args.steps) for method in methods}
+    params = {method: check_params(method, args.params) for method in methods}
     for calc in calcs:
         make_calculator(calc)
     for option in ("workers", "threads_per_worker", "limit", "smallest", "jobs", "cores"):
@@ -232,9 +265,11 @@ def _batch(args):
     threads = args.threads_per_worker or 1
     tasks = [make_task(name, atoms, method=method, calc=calc, charge=charge,
                        multiplicity=multiplicity, fmax=args.fmax, steps=steps[method],
-                       base_seed=args.seed, threads=threads, timeout=args.timeout)
+                       base_seed=args.seed, threads=threads, timeout=args.timeout,
+                       params=params[method])
              for name, atoms, charge, multiplicity in systems
              for calc in calcs for method in methods]
+    _check_one_parameter_set(args.db, tasks)
     store = Store(args.db)
     done = store.done_keys()
     todo = [task for task in tasks if task["key"] not in done]

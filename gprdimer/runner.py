@@ -6,11 +6,14 @@ and reported the same way (a SearchResult).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
 import numpy as np
+from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from .errors import InputError
 from .optimize import Dimer, GPRDimer, SearchResult, check_run_settings
@@ -48,6 +51,45 @@ def check_settings(method, fmax, steps=None):
     return int(steps)
 
 
+# Set by run_search from its own arguments, never through `params`.
+_RUNNER_KEYWORDS = ("self", "atoms", "mode", "seed", "trajectory", "logfile", "restart")
+
+
+def check_params(method, params=None):
+    """`params` (keyword arguments of the method's class) as a dict, before any call; InputError
+    naming the first keyword the method does not have or, for the dimer methods, the value it
+    refuses."""
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise InputError(f"params must map keywords to values, got {type(params).__name__}")
+    params = dict(params)
+    cls = _search_class(method)
+    known = {name for name, p in inspect.signature(cls.__init__).parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(_RUNNER_KEYWORDS)
+    for name in sorted(params):
+        if name in _RUNNER_KEYWORDS:
+            raise InputError(f"params: {name!r} is set by the search itself, not through params")
+        if name not in known:
+            raise InputError(f"params: {name!r} is not a keyword of {method}; "
+                             f"known: {', '.join(sorted(known))}")
+    if method != "sella":  # a refused value is refused here, by the class itself, not per task
+        probe = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+        probe.calc = SinglePointCalculator(probe, energy=0.0, forces=np.zeros((2, 3)))
+        cls(probe, logfile=None, **params)
+    return params
+
+
+def _search_class(method):
+    if method == "sella":
+        try:
+            from sella import Sella
+        except ImportError:
+            raise InputError("method 'sella' needs Sella: pip install 'gprdimer[sella]'") from None
+        return Sella
+    return GPRDimer if method == "gprd" else Dimer
+
+
 def steps_for(method, steps=None):
     """`steps`, or the method's default outer-iteration limit when it is None."""
     return DEFAULT_STEPS[method] if steps is None else steps
@@ -61,21 +103,18 @@ def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, se
     finds its own mode); `params` are keyword arguments of the method's class.
     """
     steps = check_settings(method, fmax, steps)
-    params = dict(params or {})
+    params = check_params(method, params)
     if method == "sella":
         return _run_sella(atoms, fmax, steps, trajectory, logfile, params)
-    cls = GPRDimer if method == "gprd" else Dimer
-    opt = cls(atoms, mode=mode, trajectory=trajectory, logfile=logfile, seed=seed, **params)
+    opt = _search_class(method)(atoms, mode=mode, trajectory=trajectory, logfile=logfile,
+                                seed=seed, **params)
     with opt:
         opt.run(fmax=fmax, steps=steps)
     return opt.result
 
 
 def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
-    try:
-        from sella import Sella
-    except ImportError:
-        raise InputError("method 'sella' needs Sella: pip install 'gprdimer[sella]'") from None
+    Sella = _search_class("sella")
     result = SearchResult(starts=1)
     counter = CountingCalculator(atoms.calc)
     user_calc = atoms.calc

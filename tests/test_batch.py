@@ -1,5 +1,6 @@
 """Batch runs: tasks, the exactly-once store, local and jobqueue clusters, resuming after a kill."""
 
+import json
 import math
 import multiprocessing
 import os
@@ -192,6 +193,30 @@ def test_batch_of_four_tasks_on_two_workers(tmp_path, capsys):
     assert main(argv) == 0  # a finished batch runs nothing again
     assert "4 already in" in capsys.readouterr().out
     assert len(read_rows(db)) == 4
+
+
+def test_batch_params_reach_the_search_and_its_rows(tmp_path, capsys):
+    folder = xyz_folder(tmp_path / "set", MOLECULES[:1])
+    db = tmp_path / "r.db"
+    argv = ["batch", str(folder), "--methods", "gprd", "--calc", "emt", "--db", str(db),
+            "--workers", "1", "--steps", "30", "--fmax", "1e-9"]
+    keywords = '{"patience": 2, "fallback_mode": null, "fresh_starts": 0}'
+    assert main(argv + ["--params", keywords]) == 0
+    row, = read_rows(db)
+    assert json.loads(row["parameters"]) == {"patience": 2, "fallback_mode": None,
+                                             "fresh_starts": 0}
+    assert row["task_key"] == 'NH3|gprd|emt|{"fallback_mode": null, "fresh_starts": 0, ' \
+        '"patience": 2}'
+    # the keywords took effect: an unreachable fmax ends in a patience stop after two
+    # iterations without a new lowest fmax, in the first and only start
+    assert row["stop_reason"].startswith("no progress:") and row["starts"] == 1
+    assert row["outer_iterations"] < 30
+    # other keywords, or none, into the same database would mix two settings under one name
+    for other in (["--params", '{"patience": 3}'], []):
+        assert main(argv + other) == 2
+        err = capsys.readouterr().err
+        assert "r.db: its gprd rows on emt were run with --params" in err and "another --db" in err
+    assert len(read_rows(db)) == 1
 
 
 def test_killed_batch_resumes_and_records_every_task_once(tmp_path):

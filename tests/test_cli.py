@@ -34,6 +34,19 @@ def test_search_writes_trajectory_and_result_beside_the_input(tmp_path, capsys):
     assert result["starts"] >= 1 and f"{result['starts']} start" in out
 
 
+def test_search_params_are_used_and_recorded(tmp_path):
+    guess = tmp_path / "hcn.xyz"
+    guess.write_text(HCN)
+    argv = ["search", guess, "--calc", "emt", "--method", "dimer", "--steps", "6"]
+    assert run(argv) == 0
+    plain = json.loads((tmp_path / "hcn.dimer.json").read_text())
+    assert run(argv + ["--params", '{"max_rotations": 0}']) == 0
+    fixed = json.loads((tmp_path / "hcn.dimer.json").read_text())
+    assert plain["settings"]["params"] == {} and fixed["settings"]["params"] == {"max_rotations": 0}
+    # without rotations a dimer step costs one call less per rotation it would have made
+    assert fixed["calls"] < plain["calls"]
+
+
 def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run(["search"]) == 0
@@ -56,6 +69,14 @@ def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch,
     (["search", "WATER", "--mode", "MODE"], "mode.npy: the mode has 5 values (shape (5,))"),
     (["search", "WATER", "--fmax", "abc"], "argument --fmax: invalid float value: 'abc'"),
     (["search", "WATER", "--threads", "0"], "--threads must be at least 1"),
+    (["search", "WATER", "--params", "{convex_step: 1}"], "argument --params: not JSON"),
+    (["search", "WATER", "--params", "[1]"], "a JSON object of keyword: value is needed"),
+    (["search", "WATER", "--params", '{"convex_stp": 0.05}'],
+     "params: 'convex_stp' is not a keyword of gprd; known: "),
+    (["search", "WATER", "--params", '{"convex_step": 0}'], "convex_step must be a finite"),
+    (["search", "WATER", "--params", '{"seed": 1}'], "params: 'seed' is set by the search"),
+    (["batch", "SETDIR", "--calc", "emt", "--methods", "gprd,dimer", "--params",
+      '{"fresh_starts": 0}'], "params: 'fresh_starts' is not a keyword of dimer"),
     (["batch", "missing-set", "--calc", "emt"], "missing-set: no such file or directory"),
     (["batch", "SETDIR", "--calc", "emt", "--methods", "gprd,newton"], "unknown method 'newton'"),
     (["batch", "SETDIR", "--calc", "emt", "--only", "nothere"], "--only: nothere not in"),

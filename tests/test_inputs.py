@@ -192,6 +192,9 @@ def counted_morse():
     (dict(params=dict(trial_angle=0)), "trial_angle must be a finite number above 0"),
     (dict(params=dict(max_energy_rise=-1)), "max_energy_rise must be a number above 0, got -1"),
     (dict(params=dict(rotation_method="newton")), "rotation_method must be 'lbfgs' or 'cg'"),
+    (dict(params=dict(max_stepp=0.1)), "params: 'max_stepp' is not a keyword of"),
+    (dict(params=dict(mode="hessian")), "params: 'mode' is set by the search itself"),
+    (dict(params=[("max_step", 0.1)]), "params must map keywords to values, got list"),
 ])
 def test_impossible_search_settings_make_no_call(method, settings, message):
     atoms, counter = counted_morse()

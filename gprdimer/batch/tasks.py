@@ -35,8 +35,10 @@ SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set an
 ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions")
 
 
-def task_key(system: str, method: str, calc: str) -> str:
-    return f"{system}|{method}|{calc}"
+def task_key(system: str, method: str, calc: str, params: dict | None = None) -> str:
+    """The row a task writes; search keywords other than the defaults make another task."""
+    key = f"{system}|{method}|{calc}"
+    return f"{key}|{json.dumps(params, sort_keys=True)}" if params else key
 
 
 def task_seed(system: str, base_seed: int = SEED) -> int:
@@ -51,8 +53,8 @@ def spin_name(multiplicity: int) -> str:
 def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.01, steps=None,
               mode="random", base_seed=SEED, threads=1, timeout=None, params=None) -> dict:
     return {
-        "key": task_key(system, method, calc), "system": system, "method": method, "calc": calc,
-        "charge": int(charge), "multiplicity": int(multiplicity),
+        "key": task_key(system, method, calc, params), "system": system, "method": method,
+        "calc": calc, "charge": int(charge), "multiplicity": int(multiplicity),
         "numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist(),
         "fmax": float(fmax), "steps": int(steps_for(method, steps)), "mode": mode,
         "seed": task_seed(system, base_seed), "threads": int(threads),
