@@ -234,8 +234,9 @@ def _check_one_parameter_set(db, tasks):
     if not Path(db).is_file():
         return
     from .batch import read_rows
+    from .batch.tasks import parameters_text
 
-    wanted = {(t["method"], t["calc"]): json.dumps(t["params"], sort_keys=True) for t in tasks}
+    wanted = {(t["method"], t["calc"]): parameters_text(t["params"]) for t in tasks}
     for row in read_rows(db):
         want = wanted.get((row.get("method"), row.get("calc")))
         if want is not None and row.get("parameters", "{}") != want:

@@ -56,16 +56,25 @@ _RUNNER_KEYWORDS = ("self", "atoms", "mode", "seed", "trajectory", "logfile", "r
 
 
 def check_params(method, params=None):
-    """`params` (keyword arguments of the method's class) as a dict, before any call; InputError
-    naming the first keyword the method does not have or, for the dimer methods, the value it
-    refuses."""
+    """`params` (keyword arguments of the method's class) as a dict, before anything is built;
+    InputError naming the first keyword the method does not have or, for the dimer methods, the
+    value it refuses."""
+    params = _check_keywords(method, params)
+    if method != "sella":  # refused here, by the class itself, not once per task of a batch
+        probe = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+        probe.calc = SinglePointCalculator(probe, energy=0.0, forces=np.zeros((2, 3)))
+        _search_class(method)(probe, logfile=None, **params)
+    return params
+
+
+def _check_keywords(method, params):
+    """`params` as a dict whose keywords the method's class has (values unchecked)."""
     if params is None:
         return {}
     if not isinstance(params, dict):
         raise InputError(f"params must map keywords to values, got {type(params).__name__}")
-    params = dict(params)
-    cls = _search_class(method)
-    known = {name for name, p in inspect.signature(cls.__init__).parameters.items()
+    signature = inspect.signature(_search_class(method).__init__)
+    known = {name for name, p in signature.parameters.items()
              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(_RUNNER_KEYWORDS)
     for name in sorted(params):
         if name in _RUNNER_KEYWORDS:
@@ -73,11 +82,7 @@ def check_params(method, params=None):
         if name not in known:
             raise InputError(f"params: {name!r} is not a keyword of {method}; "
                              f"known: {', '.join(sorted(known))}")
-    if method != "sella":  # a refused value is refused here, by the class itself, not per task
-        probe = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
-        probe.calc = SinglePointCalculator(probe, energy=0.0, forces=np.zeros((2, 3)))
-        cls(probe, logfile=None, **params)
-    return params
+    return dict(params)
 
 
 def _search_class(method):
@@ -103,7 +108,8 @@ def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, se
     finds its own mode); `params` are keyword arguments of the method's class.
     """
     steps = check_settings(method, fmax, steps)
-    params = check_params(method, params)
+    # the method's class, built below before any call, refuses a bad value itself
+    params = _check_keywords(method, params)
     if method == "sella":
         return _run_sella(atoms, fmax, steps, trajectory, logfile, params)
     opt = _search_class(method)(atoms, mode=mode, trajectory=trajectory, logfile=logfile,

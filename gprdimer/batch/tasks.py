@@ -38,7 +38,12 @@ ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions")
 def task_key(system: str, method: str, calc: str, params: dict | None = None) -> str:
     """The row a task writes; search keywords other than the defaults make another task."""
     key = f"{system}|{method}|{calc}"
-    return f"{key}|{json.dumps(params, sort_keys=True)}" if params else key
+    return f"{key}|{parameters_text(params)}" if params else key
+
+
+def parameters_text(params: dict | None) -> str:
+    """Search keywords as a row stores them."""
+    return json.dumps(params or {}, sort_keys=True)
 
 
 def task_seed(system: str, base_seed: int = SEED) -> int:
@@ -131,7 +136,7 @@ def _base_row(task):
         "calc": task["calc"], "spin": spin_name(task["multiplicity"]),
         "multiplicity": task["multiplicity"], "charge": task["charge"], "seed": task["seed"],
         "fmax_target": task["fmax"], "steps": task["steps"], "start_mode": str(task["mode"]),
-        "threads": task["threads"], "parameters": json.dumps(task["params"], sort_keys=True),
+        "threads": task["threads"], "parameters": parameters_text(task["params"]),
         "versions": json.dumps(software_versions(task["method"], task["calc"])),
         "cpu": processor(),
         "numbers": task["numbers"], "initial_positions": task["positions"],
