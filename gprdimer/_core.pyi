@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GaussianProcess', 'InnerResult', 'InnerSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'nearest_transport_distance', 'relax_on_surrogate', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
+__all__: list[str] = ['GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'RotationMethod', 'RotationResult', 'RotationSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
 class TrainingReport:
     @property
     def converged(self) -> bool:
@@ -143,13 +143,8 @@ class RotationSettings:
     def trial_angle(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
 class TranslationSettings:
+    convex_relax: bool
     def __init__(self) -> None:
-        ...
-    @property
-    def convex_relax(self) -> bool:
-        ...
-    @convex_relax.setter
-    def convex_relax(self, arg0: bool) -> None:
         ...
     @property
     def convex_step(self) -> float:
@@ -184,6 +179,7 @@ class TranslationSettings:
 class InnerSettings:
     ratio_trust: bool
     rotation: RotationSettings
+    second_order: bool
     translation: TranslationSettings
     def __init__(self) -> None:
         ...
@@ -192,6 +188,12 @@ class InnerSettings:
         ...
     @force_tolerance.setter
     def force_tolerance(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def hessian_step(self) -> float:
+        ...
+    @hessian_step.setter
+    def hessian_step(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     @property
     def max_iterations(self) -> int:
@@ -265,6 +267,16 @@ class Translator:
         ...
     def step(self, x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], curvature: typing.SupportsFloat | typing.SupportsIndex) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
         ...
+class PrfoStep:
+    @property
+    def curvature(self) -> float:
+        ...
+    @property
+    def mode(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
+    @property
+    def step(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
+        ...
 def covariance_block(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], log_w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], sigma_c2: typing.SupportsFloat | typing.SupportsIndex, xa: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], xb: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     ...
 def dimer_curvature(g0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g1: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], separation: typing.SupportsFloat | typing.SupportsIndex) -> float:
@@ -275,9 +287,15 @@ def farthest_point_subset(configurations: collections.abc.Sequence[typing.Annota
     ...
 def features(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> tuple[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"], typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]]:
     ...
+def finite_difference_hessian(surface: collections.abc.Callable[[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]], tuple], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], h: typing.SupportsFloat | typing.SupportsIndex) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
+    ...
 def nearest_transport_distance(gp: GaussianProcess, positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> float:
     ...
+def prfo_step(hessian: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], gradient: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], rigid: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], previous_mode: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> PrfoStep:
+    ...
 def relax_on_surrogate(gp: GaussianProcess, start: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: InnerSettings) -> InnerResult:
+    ...
+def rigid_motions(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     ...
 def rotate_dimer(surface: collections.abc.Callable[[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]], tuple], x0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g1: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, settings: RotationSettings) -> RotationResult:
     ...

@@ -346,7 +346,10 @@ class GPRDimer(_SaddleSearch):
     max_step, convex_step : translation cap and uphill step at positive curvature, Å. [0.05, 0.1]
     convex_relax : at positive curvature, translate on the modified force (uphill along the mode,
         downhill across it) instead of the fixed uphill step: True, False, or 'fresh' for the
-        fresh starts only. ['fresh']
+        fresh starts only. [False]
+    second_order : the inner loop takes P-RFO steps on the GP Hessian (uphill along its lowest
+        mode, downhill along the others) instead of dimer rotations and translations: True,
+        False, or 'fresh' for the fresh starts only. ['fresh']
     ratio_at_limit : distance-ratio trust window and per-atom step limiter. [0.8]
     trust : 'ratio' (every distance within ratio..1/ratio of one observation), 'transport' (the
         adaptive per-element transport radius of the OT-GP variant) or 'both'. ['both']
@@ -377,7 +380,7 @@ class GPRDimer(_SaddleSearch):
                  separation=0.01, initial_rotations=6, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
-                 convex_step=0.1, convex_relax="fresh", ratio_at_limit=0.8, trust="both",
+                 convex_step=0.1, convex_relax=False, second_order="fresh", ratio_at_limit=0.8, trust="both",
                  max_variance=0.0, training_subset=15, retrain_tolerance=0.2, skip_after_kept=1,
                  training_tolerance=0.1, patience=30, fallback_mode="other", fresh_starts=2,
                  noise=1e-5, prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0,
@@ -404,7 +407,10 @@ class GPRDimer(_SaddleSearch):
             raise InputError(f"ratio_at_limit must be in (0, 1], got {ratio_at_limit}")
         if convex_relax not in (True, False, "fresh"):
             raise InputError(f"convex_relax must be True, False or 'fresh', got {convex_relax!r}")
+        if second_order not in (True, False, "fresh"):
+            raise InputError(f"second_order must be True, False or 'fresh', got {second_order!r}")
         self.convex_relax = convex_relax
+        self.second_order = second_order
         self.initial_rotations = int(initial_rotations)
         self.initial_angle = float(initial_angle)
         self.divisor = float(divisor)
@@ -435,6 +441,7 @@ class GPRDimer(_SaddleSearch):
         s.translation.convex_step = float(convex_step)
         s.translation.ratio_at_limit = float(ratio_at_limit)
         s.translation.convex_relax = convex_relax is True
+        s.second_order = second_order is True
         s.ratio_trust = trust in ("ratio", "both")
         s.max_variance = float(max_variance)
         self.inner = s
@@ -468,7 +475,8 @@ class GPRDimer(_SaddleSearch):
         d = super().todict()
         d.update(trust=self.trust, divisor=self.divisor, initial_rotations=self.initial_rotations,
                  fallback_mode=self.fallback_mode, fresh_starts=self.fresh_starts,
-                 convex_relax=self.convex_relax, skip_after_kept=self.skip_after_kept)
+                 convex_relax=self.convex_relax, second_order=self.second_order,
+                 skip_after_kept=self.skip_after_kept)
         return d
 
     def _gp(self, fn, *args):
@@ -583,10 +591,14 @@ class GPRDimer(_SaddleSearch):
             # By now the GP holds the failed starts' data, and its cost grows with the cube of
             # it; an empty GP and another random orientation make an independent try instead.
             # Failed starts mostly climbed a soft mode at small positive curvature with the
-            # fixed uphill step, the forces across it never relaxing: a fresh start relaxes them.
+            # fixed uphill step, the forces across it never relaxing; a dimer that relaxes them
+            # instead settles in a minimum. P-RFO on the GP Hessian climbs the lowest mode and
+            # relaxes the rest from one second-order model (docs/parameters.md, second_order).
             self.gp = GaussianProcess.from_atoms(self.atoms, **self._gp_settings)
             if self.convex_relax == "fresh":
                 self.inner.translation.convex_relax = True
+            if self.second_order == "fresh":
+                self.inner.second_order = True
             self._note = f"{stop}; fresh start from the guess, random mode, empty GP"
             self._start("random", seed=None if self.seed is None else self.seed + starts)
         else:

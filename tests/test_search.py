@@ -231,14 +231,32 @@ def test_a_fresh_start_after_the_second_is_an_independent_random_start(tmp_path)
     assert np.allclose(third.positions, guess + displacement, atol=1e-12)
     assert not np.allclose(third.positions, images[0].positions, atol=1e-6)
     assert opt.gp.n_observations == opt.result.calls - both.result.calls
-    # only the fresh start translates on the modified force at positive curvature
-    assert opt.inner.translation.convex_relax and not both.inner.translation.convex_relax
+    # only the fresh start takes P-RFO steps on the GP
+    assert opt.inner.second_order and not both.inner.second_order
+    relaxing, _, _ = restarted_search(seed=11, fresh_starts=1, convex_relax="fresh",
+                                      second_order=False)
+    assert relaxing.inner.translation.convex_relax and not relaxing.inner.second_order
+    assert not opt.inner.translation.convex_relax
     assert GPRDimer(atoms, mode="random", logfile=None, fresh_starts=2).todict()["fresh_starts"] == 2
     with pytest.raises(InputError, match="fresh_starts"):
         GPRDimer(atoms, mode="random", logfile=None, fresh_starts=-1)
     with pytest.raises(InputError, match="convex_relax"):
         GPRDimer(atoms, mode="random", logfile=None, convex_relax="always")
     assert GPRDimer(atoms, mode="random", logfile=None, convex_relax=True).inner.translation.convex_relax
+    with pytest.raises(InputError, match="second_order"):
+        GPRDimer(atoms, mode="random", logfile=None, second_order="always")
+
+
+@pytest.mark.parametrize("system", [adatom_hop, morse_cluster], ids=["emt-adatom", "morse-cluster"])
+def test_second_order_inner_loop_reaches_the_dimer_saddle(system):
+    """P-RFO steps on the GP Hessian instead of dimer steps, in every start: the same saddle."""
+    sysdef = system()
+    dimer, _ = run(GPRDimer, sysdef)
+    prfo, atoms = run(GPRDimer, sysdef, second_order=True)
+    assert prfo.converged, prfo.stop_reason
+    assert prfo.fmax < FMAX and prfo.curvature < 0
+    assert abs(prfo.energy - dimer.energy) < 1e-3
+    assert negative_modes(atoms) == 1
 
 
 @pytest.mark.parametrize("relax", [False, True])

@@ -6,10 +6,26 @@
 #include <pybind11/stl.h>
 
 #include "search/dimer.h"
+#include "search/prfo.h"
 #include "search/surrogate_relax.h"
 
 namespace py = pybind11;
 using namespace gprdimer;
+
+namespace {
+
+using PythonSurface = std::function<py::tuple(const Eigen::VectorXd&)>;
+
+// A Python callable x -> (energy, gradient) as a Surface; the GIL stays held.
+Surface from_python(const PythonSurface& fn) {
+  return [&fn](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
+    py::tuple out = fn(x);
+    g = out[1].cast<Eigen::VectorXd>();
+    return out[0].cast<double>();
+  };
+}
+
+}  // namespace
 
 void register_search(py::module_& m) {
   py::enum_<RotationMethod>(m, "RotationMethod")
@@ -42,7 +58,9 @@ void register_search(py::module_& m) {
       .def_readwrite("translation", &InnerSettings::translation)
       .def_readwrite("ratio_trust", &InnerSettings::ratio_trust)
       .def_readwrite("trust_radius", &InnerSettings::trust_radius)
-      .def_readwrite("max_variance", &InnerSettings::max_variance);
+      .def_readwrite("max_variance", &InnerSettings::max_variance)
+      .def_readwrite("second_order", &InnerSettings::second_order)
+      .def_readwrite("hessian_step", &InnerSettings::hessian_step);
 
   py::class_<RotationResult>(m, "RotationResult")
       .def_readonly("tau", &RotationResult::tau)
@@ -69,18 +87,12 @@ void register_search(py::module_& m) {
         py::arg("tau"), py::arg("settings"), py::call_guard<py::gil_scoped_release>());
   m.def("nearest_transport_distance", &nearest_transport_distance, py::arg("gp"), py::arg("positions"));
 
-  // The true surface is a Python callable x -> (energy, gradient); the GIL stays held.
   m.def(
       "rotate_dimer",
-      [](const std::function<py::tuple(const Eigen::VectorXd&)>& fn, const Eigen::VectorXd& x0,
-         const Eigen::VectorXd& g0, const Eigen::VectorXd& tau, std::optional<Eigen::VectorXd> g1,
+      [](const PythonSurface& fn, const Eigen::VectorXd& x0, const Eigen::VectorXd& g0,
+         const Eigen::VectorXd& tau, std::optional<Eigen::VectorXd> g1,
          const RotationSettings& settings) {
-        const Surface surface = [&fn](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
-          py::tuple out = fn(x);
-          g = out[1].cast<Eigen::VectorXd>();
-          return out[0].cast<double>();
-        };
-        return rotate_dimer(surface, x0, g0, tau, g1 ? &*g1 : nullptr, settings);
+        return rotate_dimer(from_python(fn), x0, g0, tau, g1 ? &*g1 : nullptr, settings);
       },
       py::arg("surface"), py::arg("x0"), py::arg("g0"), py::arg("tau"), py::arg("g1"),
       py::arg("settings"));
@@ -93,4 +105,25 @@ void register_search(py::module_& m) {
       .def(py::init<int, const TranslationSettings&>(), py::arg("dims"), py::arg("settings"))
       .def("step", &Translator::step, py::arg("x"), py::arg("g0"), py::arg("tau"), py::arg("curvature"))
       .def("reset", &Translator::reset);
+
+  py::class_<PrfoStep>(m, "PrfoStep")
+      .def_readonly("step", &PrfoStep::step)
+      .def_readonly("mode", &PrfoStep::mode)
+      .def_readonly("curvature", &PrfoStep::curvature);
+  m.def("prfo_step", &prfo_step, py::arg("hessian"), py::arg("gradient"), py::arg("rigid"),
+        py::arg("previous_mode"));
+  m.def(
+      "finite_difference_hessian",
+      [](const PythonSurface& fn, const Eigen::VectorXd& x, double h) {
+        return finite_difference_hessian(from_python(fn), x, h);
+      },
+      py::arg("surface"), py::arg("x"), py::arg("h"));
+  m.def(
+      "rigid_motions",
+      [](std::vector<std::string> symbols, std::vector<bool> fixed, const Eigen::Matrix3d& cell,
+         std::array<bool, 3> pbc, const PositionsRef& positions) {
+        return rigid_motions(InverseDistances(std::move(symbols), std::move(fixed), cell, pbc),
+                             positions);
+      },
+      py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"), py::arg("positions"));
 }

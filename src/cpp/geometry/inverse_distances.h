@@ -43,6 +43,7 @@ class InverseDistances {
   const std::vector<std::string>& type_names() const { return type_names_; }
   const std::vector<int>& moving_atoms() const { return moving_; }
   const std::vector<std::string>& symbols() const { return symbols_; }
+  bool periodic() const { return periodic_; }
 
   // The D = 3*n_moving coordinates the GP works on, and the inverse map for gradients.
   Eigen::VectorXd moving_coordinates(const PositionsRef& positions) const;

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "gp/subset.h"
+#include "search/prfo.h"
 
 namespace gprdimer {
 
@@ -85,12 +86,26 @@ InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
       res.stop = InnerStop::Converged;
       break;
     }
-    const RotationResult rot = rotate_dimer(surface, x, g0, res.tau, nullptr, s.rotation);
-    res.tau = rot.tau;
-    res.curvature = rot.curvature;
-    res.rotations += rot.rotations;
-
-    Eigen::VectorXd dx = translator.step(x, g0, res.tau, rot.curvature);
+    Eigen::VectorXd dx;
+    if (s.second_order) {
+      const PrfoStep p = prfo_step(finite_difference_hessian(surface, x, s.hessian_step), g0,
+                                   rigid_motions(geom, positions), res.tau);
+      res.tau = p.mode;
+      res.curvature = p.curvature;
+      // Capped apart: at positive curvature the uphill part grows as 1/|gradient along the
+      // mode| and, capped together, it would leave nothing of the downhill part.
+      Eigen::VectorXd up = p.step.dot(p.mode) * p.mode;
+      Eigen::VectorXd down = p.step - up;
+      if (up.norm() > s.translation.max_step) up *= s.translation.max_step / up.norm();
+      if (down.norm() > s.translation.max_step) down *= s.translation.max_step / down.norm();
+      dx = up + down;
+    } else {
+      const RotationResult rot = rotate_dimer(surface, x, g0, res.tau, nullptr, s.rotation);
+      res.tau = rot.tau;
+      res.curvature = rot.curvature;
+      res.rotations += rot.rotations;
+      dx = translator.step(x, g0, res.tau, rot.curvature);
+    }
     const double factor = step_limit_factor(geom, positions, dx, s.translation.ratio_at_limit);
     if (factor < 1.0) {
       dx *= factor;

@@ -22,6 +22,10 @@ struct InnerSettings {
   bool ratio_trust = true;      // every inter-atomic distance within [ratio, 1/ratio] of one observation
   double trust_radius = 0.0;    // > 0: transport distance to the nearest observation must stay below
   double max_variance = 0.0;    // > 0: stop where the GP energy variance exceeds this (eV^2)
+  // P-RFO steps on the GP Hessian (search/prfo.h) instead of dimer rotations and translations;
+  // the step norm is capped at translation.max_step.
+  bool second_order = false;
+  double hessian_step = 1e-3;   // A, central differences of the GP gradient
 };
 
 struct InnerResult {
