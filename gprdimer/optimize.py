@@ -56,7 +56,7 @@ class _Stop(Exception):
 
 class _NoProgress(_Stop):
     """A stop that another start from the guess may get past: no new lowest true fmax for
-    `patience` outer iterations, or a GP search with nowhere to go."""
+    `patience` outer iterations, a GP search with nowhere to go, or an energy rise."""
 
 
 def _fmax(forces):
@@ -267,7 +267,8 @@ class _SaddleSearch(Optimizer):
 
     def _check_energy(self):
         if self.result.energy - self._e_start > self.max_energy_rise:
-            raise _Stop(f"energy rise: {self.result.energy - self._e_start:.2f} eV above the start")
+            raise _NoProgress(f"energy rise: {self.result.energy - self._e_start:.2f} eV above "
+                              "the start")
 
     # --- shared pieces of the start and of the convergence test ------------------------------
     def _initial_mode(self, spec=None, seed=None):
@@ -372,7 +373,8 @@ class GPRDimer(_SaddleSearch):
         this many more starts from the guess, each with a random orientation from a new seed on
         an empty GP. [2]
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
-    max_energy_rise : stop when the energy rises this far above the start, eV. [10]
+    max_energy_rise : end a start when the energy rises this far above the first start's, eV;
+        the next start, if one is left, begins at the guess again. [10]
     seed : seed of the 'random' initial mode. [706253457]
     """
 
@@ -574,12 +576,14 @@ class GPRDimer(_SaddleSearch):
     def step(self, *args, **kwargs):
         try:
             self._translate()
+            # A start that ran far uphill went astray; the next one begins at the guess again.
+            self._check_energy()
         except _NoProgress as stop:
             self._start_again(stop)
 
     def _start_again(self, stop):
-        """After a patience stop or a stall: the second start (fallback orientation, data kept),
-        then the fresh starts; the stop stands when none is left."""
+        """After a patience stop, a stall or an energy rise: the second start (fallback
+        orientation, data kept), then the fresh starts; the stop stands when none is left."""
         starts = self.result.starts
         if starts == 1 and self.fallback_mode is not None:
             # A patience stop mostly comes from a dimer that lost its mode and slid towards a
