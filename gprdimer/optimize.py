@@ -360,7 +360,7 @@ class GPRDimer(_SaddleSearch):
     retrain_tolerance : keep the previous hyperparameters when a training moves none of them
         (log scale) by more than this, saving a refactorisation on all data. [0.2]
     skip_after_kept : outer iterations that do not train after a training that kept the
-        hyperparameters; their observations still join the model. 0 trains every time. [1]
+        hyperparameters; their observations still join the model. 0 trains every time. [2]
     training_tolerance : a training (scaled conjugate gradient) ends at the first step that
         moves no log hyperparameter by more than this. [0.1]
     patience : stop ('no progress') after this many outer iterations without a new lowest true
@@ -383,7 +383,7 @@ class GPRDimer(_SaddleSearch):
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
                  convex_step=0.1, convex_relax=False, second_order="fresh", ratio_at_limit=0.8, trust="both",
-                 max_variance=0.0, training_subset=15, retrain_tolerance=0.2, skip_after_kept=1,
+                 max_variance=0.0, training_subset=15, retrain_tolerance=0.2, skip_after_kept=2,
                  training_tolerance=0.1, patience=30, fallback_mode="other", fresh_starts=2,
                  noise=1e-5, prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0,
                  seed=706253457, **kwargs):
