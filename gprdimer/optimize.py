@@ -382,8 +382,9 @@ class GPRDimer(_SaddleSearch):
                  separation=0.01, initial_rotations=6, initial_angle=0.0873,
                  rotation_method="lbfgs", max_rotations=10, rotation_angle=0.01,
                  trial_angle=0.05, max_inner_iterations=200, divisor=10.0, max_step=0.05,
-                 convex_step=0.1, convex_relax=False, second_order="fresh", ratio_at_limit=0.8, trust="both",
-                 max_variance=0.0, training_subset=15, retrain_tolerance=0.2, skip_after_kept=2,
+                 convex_step=0.1, convex_relax=False, second_order="fresh", ratio_at_limit=0.8,
+                 trust="both", max_variance=0.0, training_subset=15, retrain_tolerance=0.2,
+                 skip_after_kept=2,
                  training_tolerance=0.1, patience=30, fallback_mode="other", fresh_starts=2,
                  noise=1e-5, prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0,
                  seed=706253457, **kwargs):
