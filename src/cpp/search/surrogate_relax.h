@@ -23,7 +23,8 @@ struct InnerSettings {
   double trust_radius = 0.0;    // > 0: transport distance to the nearest observation must stay below
   double max_variance = 0.0;    // > 0: stop where the GP energy variance exceeds this (eV^2)
   // P-RFO steps on the GP Hessian (search/prfo.h) instead of dimer rotations and translations;
-  // the step norm is capped at translation.max_step.
+  // the uphill part (along the mode) and the downhill part are each capped at
+  // translation.max_step.
   bool second_order = false;
   double hessian_step = 1e-3;   // A, central differences of the GP gradient
 };
