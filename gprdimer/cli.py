@@ -1,5 +1,5 @@
-"""The `gprdimer` command: search (one saddle search), batch (many, on Dask), report (tables and
-plots from a batch database).
+"""The `gprdimer` command: search (one saddle search), batch (many, on Dask), verify (a true
+Hessian at every converged row of a batch database), report (tables and plots from it).
 
 Everything a user can get wrong is checked before the first calculation and reported as one line,
 `gprdimer: error: <what, naming the file or option>`, with exit code 2.
@@ -13,7 +13,7 @@ import json
 import math
 import os
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from .errors import InputError
 from .inputs import read_mode, read_structure
 from .modes import MODE_CHOICES, SEED
 from .runner import METHODS, check_params, check_settings, run_search
+from .vibrations import IMAGINARY_CM
 
 EXAMPLE = "hcn_to_hnc.xyz"  # the README's first command: HCN -> HNC at HF/3-21G, seconds
 
@@ -86,10 +87,6 @@ def build_parser():
     _add_search_options(batch)
     batch.add_argument("--seed", type=int, default=SEED,
                        help="base seed; each system's seed derives from it and its name")
-    batch.add_argument("--workers", type=int, metavar="N",
-                       help="local worker processes [usable cores / threads per worker]")
-    batch.add_argument("--threads-per-worker", type=int, metavar="T",
-                       help="BLAS/OpenMP/PySCF threads per task [1]")
     batch.add_argument("--only", metavar="NAMES",
                        help="comma-separated system names, e.g. singlets/000,doublets/005")
     batch.add_argument("--limit", type=int, metavar="K", help="run only the first K systems")
@@ -97,16 +94,16 @@ def build_parser():
                        help="run only the K systems with fewest atoms")
     batch.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="stop a task after this long (it then runs in its own process)")
-    batch.add_argument("--cluster", default="local", help="local | slurm | pbs [local]")
-    batch.add_argument("--scheduler", metavar="ADDRESS",
-                       help="address or scheduler file of a running Dask cluster")
-    batch.add_argument("--cluster-config", type=Path, metavar="FILE",
-                       help="YAML file of cluster options; command-line values win")
-    batch.add_argument("--queue", metavar="Q", help="slurm/pbs: queue or partition")
-    batch.add_argument("--walltime", metavar="HH:MM:SS", help="slurm/pbs: per job")
-    batch.add_argument("--cores", type=int, metavar="C", help="slurm/pbs: CPUs per job")
-    batch.add_argument("--memory", metavar="SIZE", help="slurm/pbs: per job, e.g. 4GB")
-    batch.add_argument("--jobs", type=int, metavar="J", help="slurm/pbs: jobs to start [1]")
+    _add_cluster_options(batch)
+
+    verify = commands.add_parser(
+        "verify", help="true Hessian at every converged row of a results database")
+    verify.set_defaults(command=_verify)
+    verify.add_argument("db", type=Path, help="results database written by gprdimer batch")
+    verify.add_argument("--methods", metavar="LIST", help="only these methods' rows [all]")
+    verify.add_argument("--threshold", type=float, default=IMAGINARY_CM, metavar="CM",
+                        help=f"imaginary frequencies count beyond this, cm⁻¹ [{IMAGINARY_CM:g}]")
+    _add_cluster_options(verify)
 
     report = commands.add_parser("report", help="tables and plots from a results database")
     report.set_defaults(command=_report)
@@ -115,6 +112,23 @@ def build_parser():
                         help="set folder or reference/ folder with the published CSVs")
     report.add_argument("--out", type=Path, help="output folder [the database's folder]")
     return parser
+
+
+def _add_cluster_options(parser):
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="local worker processes [usable cores / threads per worker]")
+    parser.add_argument("--threads-per-worker", type=int, metavar="T",
+                        help="BLAS/OpenMP/PySCF threads per task [1]")
+    parser.add_argument("--cluster", default="local", help="local | slurm | pbs [local]")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="address or scheduler file of a running Dask cluster")
+    parser.add_argument("--cluster-config", type=Path, metavar="FILE",
+                        help="YAML file of cluster options; command-line values win")
+    parser.add_argument("--queue", metavar="Q", help="slurm/pbs: queue or partition")
+    parser.add_argument("--walltime", metavar="HH:MM:SS", help="slurm/pbs: per job")
+    parser.add_argument("--cores", type=int, metavar="C", help="slurm/pbs: CPUs per job")
+    parser.add_argument("--memory", metavar="SIZE", help="slurm/pbs: per job, e.g. 4GB")
+    parser.add_argument("--jobs", type=int, metavar="J", help="slurm/pbs: jobs to start [1]")
 
 
 def _add_system_options(parser, note=""):
@@ -246,7 +260,7 @@ def _check_one_parameter_set(db, tasks):
 
 
 def _batch(args):
-    from .batch import Store, connect, make_cluster, make_task, run_batch
+    from .batch import Store, make_task, run_batch
 
     methods = _split_list(args.methods, "--methods")
     calcs = _split_list(args.calc, "--calc")
@@ -254,7 +268,8 @@ def _batch(args):
     params = {method: check_params(method, args.params) for method in methods}
     for calc in calcs:
         make_calculator(calc)
-    for option in ("workers", "threads_per_worker", "limit", "smallest", "jobs", "cores"):
+    _check_cluster_options(args)
+    for option in ("limit", "smallest"):
         value = getattr(args, option)
         if value is not None:
             _check_positive(value, "--" + option.replace("_", "-"))
@@ -278,26 +293,69 @@ def _batch(args):
           f"{len(todo)} to run", flush=True)
     if not todo:
         return 0
-    with ExitStack() as stack:
-        if args.scheduler:
-            client = stack.enter_context(connect(args.scheduler))
-        else:
-            workers = args.workers
-            if args.cluster == "local" and workers is None:
-                workers = max(1, _usable_cores() // threads)
-            cluster = stack.enter_context(make_cluster(
-                args.cluster, workers=workers, threads_per_worker=threads, queue=args.queue,
-                walltime=args.walltime, cores=args.cores, memory=args.memory,
-                jobs=args.jobs or (1 if args.cluster != "local" else None),
-                config=args.cluster_config))
-            from distributed import Client
-
-            client = stack.enter_context(Client(cluster))
+    with _client(args, threads) as client:
         counts = run_batch(client, todo, store)
     print(f"gprdimer batch: {counts['written']} rows written to {args.db} "
           f"({counts['converged']} converged, {counts['failed']} failed"
           + (f", {counts['duplicates']} already written by another runner" if counts["duplicates"]
              else "") + ")")
+    return 0
+
+
+@contextmanager
+def _client(args, threads):
+    """A Dask client on the cluster the options name, closed (with its cluster) on exit."""
+    from .batch import connect, make_cluster
+
+    with ExitStack() as stack:
+        if args.scheduler:
+            yield stack.enter_context(connect(args.scheduler))
+            return
+        workers = args.workers
+        if args.cluster == "local" and workers is None:
+            workers = max(1, _usable_cores() // threads)
+        cluster = stack.enter_context(make_cluster(
+            args.cluster, workers=workers, threads_per_worker=threads, queue=args.queue,
+            walltime=args.walltime, cores=args.cores, memory=args.memory,
+            jobs=args.jobs or (1 if args.cluster != "local" else None),
+            config=args.cluster_config))
+        from distributed import Client
+
+        yield stack.enter_context(Client(cluster))
+
+
+def _check_cluster_options(args):
+    for option in ("workers", "threads_per_worker", "jobs", "cores"):
+        value = getattr(args, option)
+        if value is not None:
+            _check_positive(value, "--" + option.replace("_", "-"))
+
+
+# --- verify ------------------------------------------------------------------------------------
+
+def _verify(args):
+    from .batch import Store, run_verification
+    from .verify import verification_task
+
+    _check_cluster_options(args)
+    if not (math.isfinite(args.threshold) and args.threshold > 0):
+        raise InputError(f"--threshold must be a positive number of cm⁻¹, got {args.threshold}")
+    if not args.db.is_file():
+        raise InputError(f"{args.db}: no such results database")
+    methods = None if args.methods is None else set(_split_list(args.methods, "--methods"))
+    store = Store(args.db)
+    threads = args.threads_per_worker or 1
+    todo = [verification_task(row_id, row, positions, numbers, threads, args.threshold)
+            for row_id, row, positions, numbers in store.to_verify(methods)]
+    for task in todo:
+        make_calculator(task["calc"])
+    print(f"gprdimer verify: {len(todo)} converged rows of {args.db} to verify", flush=True)
+    if not todo:
+        return 0
+    with _client(args, threads) as client:
+        counts = run_verification(client, todo, store)
+    print(f"gprdimer verify: {counts['verified']} rows verified, {counts['first_order']} "
+          f"first-order saddles, {counts['rejected']} rejected")
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,14 +22,23 @@ from . import _core
 from .errors import GPError, InputError
 from .constraints import fixed_atoms, fixed_mask
 from .gp import GaussianProcess
-from .modes import MODE_CHOICES, initial_mode, rigid_fraction
+from .hessian import true_hessian
+from .modes import MODE_CHOICES, initial_mode
+from .saddle_check import hessian_check, subspace_check
+from .vibrations import IMAGINARY_CM, MassWeighting
 
 __all__ = ["GPRDimer", "Dimer", "SearchResult"]
 
 _METRICS = ("fmax", "norm")
-# A mode that is more rigid rotation or translation than this is no reaction coordinate, whatever
-# the sign of the curvature along it (modes.rigid_fraction).
-_MAX_RIGID_FRACTION = 0.5
+VERIFY_CHOICES = (None, "hessian")
+# A search whose saddle check finds two or more imaginary modes goes on along the lowest one
+# (descending along the others); after this many such points in one start it gives up there.
+_MAX_HIGHER_ORDER = 3
+# Central-difference step of the curvature model's Hessian, Å: the inner loop's own.
+_MODEL_HESSIAN_STEP = _core.InnerSettings().hessian_step
+# The plain dimer's curvature model: a GP on its latest evaluations, trained on a subset of them.
+_CHECK_OBSERVATIONS = 20
+_CHECK_TRAINING_SUBSET = 15
 
 
 @dataclass
@@ -48,6 +58,11 @@ class SearchResult:
     wall_time: float = 0.0
     gp_time: float = 0.0
     starts: int = 0
+    # The last saddle check: imaginary modes beyond vibrations.IMAGINARY_CM (None before any),
+    # and every internal frequency (cm⁻¹, imaginary negative) where a true Hessian was computed.
+    n_imaginary: int | None = None
+    frequencies: np.ndarray | None = None
+    check_calls: int = 0  # the part of `calls` that the saddle checks made
 
 
 class _Stop(Exception):
@@ -103,13 +118,37 @@ def _all_finite(*arrays):
     return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
 
 
+def _checked_results(energy, forces, n_atoms):
+    """(energy, forces (N, 3)) as numbers; _Stop naming what a calculator got wrong."""
+    try:
+        energy = float(energy)
+    except (TypeError, ValueError):
+        raise _Stop(f"calculator failure: the energy is not a number ({energy!r})") from None
+    if forces is None:
+        raise _Stop("calculator failure: it returned no forces (None)")
+    try:
+        forces = np.array(forces, dtype=float)
+    except (TypeError, ValueError):
+        raise _Stop("calculator failure: the forces are not numbers") from None
+    if forces.shape != (n_atoms, 3):
+        raise _Stop(f"calculator failure: forces of shape {forces.shape}, expected ({n_atoms}, 3)")
+    if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
+        raise _Stop("calculator failure: non-finite energy or forces")
+    return energy, forces
+
+
 class _SaddleSearch(Optimizer):
     """Shared outer loop: true evaluations, trajectory, convergence with curvature, result."""
 
     def __init__(self, atoms, mode=None, trajectory=None, logfile="-", *, metric="fmax",
-                 separation=0.01, max_energy_rise=10.0, seed=706253457, **kwargs):
+                 separation=0.01, max_energy_rise=10.0, verify=None,
+                 imaginary_threshold=IMAGINARY_CM, seed=706253457, **kwargs):
         if metric not in _METRICS:
             raise InputError(f"metric must be one of {_METRICS}, got {metric!r}")
+        if verify not in VERIFY_CHOICES:
+            raise InputError(f"verify must be None or 'hessian', got {verify!r}")
+        self.verify = verify
+        self.imaginary_threshold = _check_number("imaginary_threshold", imaginary_threshold)
         _check_number("separation", separation)
         _check_number("max_energy_rise", max_energy_rise, finite=False)
         if atoms.calc is None:
@@ -130,8 +169,9 @@ class _SaddleSearch(Optimizer):
         self._t0 = None
 
     # --- evaluations -------------------------------------------------------------------------
-    def _evaluate(self, positions):
-        """One electronic-structure call at `positions`; written to the trajectory.
+    def _evaluate(self, positions, observe=True):
+        """One electronic-structure call at `positions`; written to the trajectory and, with
+        `observe`, handed to `_observe` (the GP's data).
 
         The point this search evaluated last, whose results the calculator still holds (the
         midpoint it was left at), costs no call: it is neither counted nor written again.
@@ -140,21 +180,23 @@ class _SaddleSearch(Optimizer):
         cached = self._cached_results()
         if cached is not None:
             return cached
-        try:
-            energy = float(self.atoms.get_potential_energy())
-            forces = np.array(self.atoms.get_forces())
-        except Exception as exc:  # any calculator fault ends the search, keeping what we have
-            self.result.calls += 1
-            raise _Stop(f"calculator failure: {type(exc).__name__}: {exc}") from exc
         self.result.calls += 1
-        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
-            raise _Stop("calculator failure: non-finite energy or forces")
+        try:
+            energy, forces = self.atoms.get_potential_energy(), self.atoms.get_forces()
+        except Exception as exc:  # any calculator fault ends the search, keeping what we have
+            raise _Stop(f"calculator failure: {type(exc).__name__}: {exc}") from exc
+        energy, forces = _checked_results(energy, forces, len(self.atoms))
         self._held = np.array(positions, dtype=float)
         if self._traj is not None:
             snap = self.atoms.copy()
             snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
             self._traj.write(snap)
+        if observe:
+            self._observe(positions, energy, forces)
         return energy, forces
+
+    def _observe(self, positions, energy, forces):
+        """A new true evaluation: the GP learns it; the plain dimer keeps it for its check."""
 
     def _cached_results(self):
         """(energy, forces) the calculator would return without calculating, else None."""
@@ -286,28 +328,81 @@ class _SaddleSearch(Optimizer):
         self.result.mode = np.zeros_like(x_start)
         return x_start, mode
 
-    def _verified(self, x, g0, tau):
-        """(converged, image): the force criterion holds at x, tau is mostly internal motion,
-        and the true curvature along tau is negative.
+    def _accept(self, x, g0, tau, image=None):
+        """(check, image) at the point x (moving coordinates) with true gradient g0.
 
-        The curvature costs one true evaluation at image 1, returned as (positions, energy,
-        forces); it is what keeps a search from reporting a minimum as a saddle.
+        Where the force criterion holds, the true curvature along the dimer mode tau comes from
+        the image (positions, energy, forces) at x + separation·tau, evaluated here unless given;
+        where it is negative, the saddle check (`saddle_check`) decides. `check` is None where
+        no check ran: forces too large, or no negative curvature along tau.
         """
         if self._force_measure(self._full(-g0)) >= self.fmax:
-            return False, None
-        if not self._internal_mode(self._full(x) + self._fixed_positions(), tau):
-            return False, None
-        positions = self._full(x + self.separation * tau) + self._fixed_positions()
-        e1, f1 = self._evaluate(positions)
-        c = float(np.dot(-self._moving(f1) - g0, tau) / self.separation)
-        self.result.curvature = c
-        return c < 0.0, (positions, e1, f1)
+            return None, image
+        if image is None:
+            positions = self._full(x + self.separation * tau) + self._fixed_positions()
+            image = (positions, *self._evaluate(positions))
+        g1 = -self._moving(image[2])
+        self.result.curvature = float(np.dot(g1 - g0, tau) / self.separation)
+        if self.result.curvature >= 0.0:
+            return None, image
+        return self._saddle_check(x, g0, tau, g1), image
 
-    def _internal_mode(self, positions, tau):
-        """Whether the mode `tau` (moving coordinates) at `positions` is mostly internal motion."""
-        probe = self.atoms.copy()
-        probe.positions = positions
-        return rigid_fraction(probe, self._full(tau), fixed=self.fixed) <= _MAX_RIGID_FRACTION
+    def _saddle_check(self, x, g0, tau, g1):
+        """The subspace check at x on the curvature model, then with verify='hessian' a true
+        Hessian; every call they make is counted, in `calls` and in `check_calls`."""
+        calls = self.result.calls
+        positions = self._full(x) + self._fixed_positions()
+        weighting = MassWeighting(self.atoms, positions, self.fixed)
+
+        def gradient_at(dx):
+            return -self._moving(self._evaluate(self._full(x + dx) + self._fixed_positions())[1])
+
+        check = subspace_check(weighting, g0, self._curvature_model(x), [(tau, g1)], gradient_at,
+                               self.separation, self.imaginary_threshold)
+        if check.first_order and self.verify == "hessian":
+            probe = self.atoms.copy()
+            probe.calc = self.atoms.calc
+            probe.positions = positions
+            # finite-difference points are no observations: they would crowd the GP at one point
+            hessian, outside = true_hessian(probe, self.fixed,
+                                            lambda p: self._evaluate(p, observe=False))
+            self.result.calls += outside
+            check = hessian_check(self.atoms, hessian, positions, self.fixed,
+                                  self.result.calls - calls, self.imaginary_threshold)
+        self.result.check_calls += self.result.calls - calls
+        return check
+
+    def _curvature_model(self, x):
+        """Cartesian Hessian of a curvature model at x (moving coordinates, eV/Å²)."""
+        raise NotImplementedError
+
+    def _gp_hessian(self, gp, x):
+        """Hessian of the GP mean at x by central differences of its gradient."""
+        def surface(v):
+            energy, forces, _ = gp.predict(self._full(v) + self._fixed_positions(), variance=False)
+            return energy, -self._moving(forces)
+
+        return np.asarray(_core.finite_difference_hessian(surface, np.asarray(x, dtype=float),
+                                                          _MODEL_HESSIAN_STEP))
+
+    def _take(self, check):
+        """Records what a check found; True at a first-order saddle, whose mode and curvature
+        are then the check's lowest."""
+        r = self.result
+        r.n_imaginary, r.frequencies = check.n_imaginary, check.frequencies
+        if check.first_order:
+            r.mode, r.curvature = self._full(check.mode), check.curvature
+        return check.first_order
+
+    def _next_mode(self, check):
+        """The mode to go on along after a check that found no first-order saddle: its lowest,
+        so that the dimer descends along any other negative one. _NoProgress where it found no
+        imaginary mode (a minimum, or a flat direction: nothing to climb) or where this start
+        has met too many higher-order points."""
+        self._higher_order_points += 1
+        if check.n_imaginary == 0 or self._higher_order_points >= _MAX_HIGHER_ORDER:
+            raise _NoProgress(check.verdict())
+        return np.array(check.mode)
 
     def _restore_midpoint(self, positions, energy, forces):
         """Leaves atoms at the midpoint with its results cached, so reading them costs no call."""
@@ -375,6 +470,12 @@ class GPRDimer(_SaddleSearch):
     noise, prior_dof, variance_barrier : GP model (docs/model.md). [1e-5, 28, False]
     max_energy_rise : end a start when the energy rises this far above the first start's, eV;
         the next start, if one is left, begins at the guess again. [10]
+    imaginary_threshold : a point is a first-order saddle when exactly one harmonic frequency
+        (mass-weighted, rigid motions removed) is imaginary beyond this, cm⁻¹; the saddle check
+        decides it from true forces along the modes the GP cannot rule out. [50]
+    verify : 'hessian' confirms that check with a true Hessian at the saddle (analytic where
+        the calculator has `get_hessian`, else central differences of forces), counted in
+        `calls`, and fills `result.frequencies`; None for the check alone. [None]
     seed : seed of the 'random' initial mode. [706253457]
     """
 
@@ -387,9 +488,10 @@ class GPRDimer(_SaddleSearch):
                  skip_after_kept=2,
                  training_tolerance=0.1, patience=30, fallback_mode="other", fresh_starts=2,
                  noise=1e-5, prior_dof=28.0, variance_barrier=False, max_energy_rise=10.0,
-                 seed=706253457, **kwargs):
+                 verify=None, imaginary_threshold=IMAGINARY_CM, seed=706253457, **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
-                         max_energy_rise=max_energy_rise, seed=seed, **kwargs)
+                         max_energy_rise=max_energy_rise, verify=verify,
+                         imaginary_threshold=imaginary_threshold, seed=seed, **kwargs)
         if trust not in ("ratio", "transport", "both"):
             raise InputError(f"trust must be 'ratio', 'transport' or 'both', got {trust!r}")
         if rotation_method not in ("lbfgs", "cg"):
@@ -528,20 +630,32 @@ class GPRDimer(_SaddleSearch):
     def _train(self):
         return self._gp(self.gp.train)
 
-    def _start(self, spec=None, seed=None):
+    def _observe(self, positions, energy, forces):
+        self._add(positions, energy, forces)
+
+    def _curvature_model(self, x):
+        return self._gp(self._gp_hessian, self.gp, x)
+
+    def _start(self):
+        try:
+            self._start_from()
+        except _NoProgress as stop:
+            self._start_again(stop)
+
+    def _start_from(self, spec=None, seed=None):
         """Evaluates the start from the guess and turns the dimer there on true image calls."""
         x_start, tau = self._initial_mode(spec, seed)
         self._x_start = x_start
+        self._higher_order_points = 0
         e0, f0 = self._evaluate(x_start)
         self.result.starts += 1
         if self.result.starts == 1:  # the energy-rise guard stays relative to the first start
             self._e_start = e0
         self._record(x_start, e0, f0, math.nan, tau)  # what a fault in the next call leaves
-        self._add(x_start, e0, f0)
         tau = self._moving(tau)
         x0, g0 = self._moving(x_start), -self._moving(f0)
-        e1, f1 = self._evaluate(x_start + self._full(self.separation * tau))
-        self._add(self.atoms.positions, e1, f1)
+        image = x_start + self._full(self.separation * tau)
+        e1, f1 = self._evaluate(image)
         g1 = -self._moving(f1)
         for _ in range(self.initial_rotations):
             angle = _core.estimated_rotation_angle(g0, g1, tau, self.separation)
@@ -553,8 +667,8 @@ class GPRDimer(_SaddleSearch):
                 break
             change = math.acos(min(1.0, abs(float(np.dot(rot.tau, tau)))))
             tau = np.array(rot.tau)
-            e1, f1 = self._evaluate(x_start + self._full(self.separation * tau))
-            self._add(self.atoms.positions, e1, f1)
+            image = x_start + self._full(self.separation * tau)
+            e1, f1 = self._evaluate(image)
             g1 = -self._moving(f1)
             if change < self.initial_angle:
                 break
@@ -566,13 +680,13 @@ class GPRDimer(_SaddleSearch):
         self._untrained = 0
         self._last_g = g0
         self._tau = tau
-        self.atoms.positions = x_start
         self._record(x_start, e0, f0, curvature, self._full(tau))
-        if (self._force_measure(f0) < self.fmax and curvature < 0
-                and self._internal_mode(x_start, tau)):
-            self.result.converged = True
-        # the last call was at image 1: restore the midpoint as the atoms' current state
+        check, _ = self._accept(x0, g0, tau, (image, e1, f1))
+        self.result.converged = check is not None and self._take(check)
+        # the last call was at an image: restore the midpoint as the atoms' current state
         self._restore_midpoint(x_start, e0, f0)
+        if check is not None and not self.result.converged:
+            self._latest_converged = (x_start, self._next_mode(check), self._initial[2])
 
     def step(self, *args, **kwargs):
         try:
@@ -583,31 +697,39 @@ class GPRDimer(_SaddleSearch):
             self._start_again(stop)
 
     def _start_again(self, stop):
-        """After a patience stop, a stall or an energy rise: the second start (fallback
-        orientation, data kept), then the fresh starts; the stop stands when none is left."""
-        starts = self.result.starts
-        if starts == 1 and self.fallback_mode is not None:
-            # A patience stop mostly comes from a dimer that lost its mode and slid towards a
-            # minimum. Another orientation often finds the saddle, and with the first start's
-            # data kept it converted 7 of 12 xTB patience stops against 3 of 12 on a fresh GP.
-            self._note = f"{stop}; second start from the guess, {self.fallback_mode} mode"
-            self._start(self.fallback_mode)
-        elif starts < 1 + (self.fallback_mode is not None) + self.fresh_starts:
-            # By now the GP holds the failed starts' data, and its cost grows with the cube of
-            # it; an empty GP and another random orientation make an independent try instead.
-            # Failed starts mostly climbed a soft mode at small positive curvature with the
-            # fixed uphill step, the forces across it never relaxing; a dimer that relaxes them
-            # instead settles in a minimum. P-RFO on the GP Hessian climbs the lowest mode and
-            # relaxes the rest from one second-order model (docs/parameters.md, second_order).
-            self.gp = GaussianProcess.from_atoms(self.atoms, **self._gp_settings)
-            if self.convex_relax == "fresh":
-                self.inner.translation.convex_relax = True
-            if self.second_order == "fresh":
-                self.inner.second_order = True
-            self._note = f"{stop}; fresh start from the guess, random mode, empty GP"
-            self._start("random", seed=None if self.seed is None else self.seed + starts)
-        else:
-            raise stop
+        """After a patience stop, a stall, an energy rise or a point that is no first-order
+        saddle: the second start (fallback orientation, data kept), then the fresh starts; the
+        stop stands when none is left."""
+        while self.result.starts < 1 + (self.fallback_mode is not None) + self.fresh_starts:
+            try:
+                if self.result.starts == 1 and self.fallback_mode is not None:
+                    # A patience stop mostly comes from a dimer that lost its mode and slid
+                    # towards a minimum. Another orientation often finds the saddle, and with the
+                    # first start's data kept it converted 7 of 12 xTB patience stops against 3
+                    # of 12 on a fresh GP.
+                    self._note = f"{stop}; second start from the guess, {self.fallback_mode} mode"
+                    self._start_from(self.fallback_mode)
+                else:
+                    self._fresh_start(stop, self.result.starts)
+                return
+            except _NoProgress as again:
+                stop = again
+        raise stop
+
+    def _fresh_start(self, stop, starts):
+        # By now the GP holds the failed starts' data, and its cost grows with the cube of it;
+        # an empty GP and another random orientation make an independent try instead. Failed
+        # starts mostly climbed a soft mode at small positive curvature with the fixed uphill
+        # step, the forces across it never relaxing; a dimer that relaxes them instead settles
+        # in a minimum. P-RFO on the GP Hessian climbs the lowest mode and relaxes the rest from
+        # one second-order model (docs/parameters.md, second_order).
+        self.gp = GaussianProcess.from_atoms(self.atoms, **self._gp_settings)
+        if self.convex_relax == "fresh":
+            self.inner.translation.convex_relax = True
+        if self.second_order == "fresh":
+            self.inner.second_order = True
+        self._note = f"{stop}; fresh start from the guess, random mode, empty GP"
+        self._start_from("random", seed=None if self.seed is None else self.seed + starts)
 
     def _translate(self):
         # Once the hyperparameters hold still, a training mostly confirms them (37 of 42 kept on
@@ -643,18 +765,17 @@ class GPRDimer(_SaddleSearch):
         tau = np.array(inner.tau)
         self._last_point = (x, tau)
         energy, forces = self._evaluate(x)
-        self._add(x, energy, forces)
         g0 = -self._moving(forces)
         self._last_g = g0
         fmax_here = _fmax(forces)
         if inner.stop == "converged":
             self._latest_converged = (x, tau, fmax_here)
         self._record(x, energy, forces, float(inner.curvature), self._full(tau))
-        ok, image = self._verified(self._moving(x), g0, tau)
-        if image is not None:
-            self._add(*image)
-        self.result.converged = ok
+        check, _ = self._accept(self._moving(x), g0, tau)
+        self.result.converged = check is not None and self._take(check)
         self._restore_midpoint(x, energy, forces)
+        if check is not None and not self.result.converged:
+            self._latest_converged = (x, self._next_mode(check), fmax_here)
         self._check_progress(fmax_here)
 
     def _check_progress(self, fmax):
@@ -681,15 +802,18 @@ class Dimer(_SaddleSearch):
 
     Every rotation and translation uses the same C++ code as the GP inner loop; each image
     evaluation is a true call. Parameters as GPRDimer where they share a name; `max_rotations`
-    [10] and `rotation_angle` [0.0873, 5 degrees] bound the rotations per step.
+    [10] and `rotation_angle` [0.0873, 5 degrees] bound the rotations per step. Its saddle check
+    takes the curvature model from a GP on its latest evaluations.
     """
 
     def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, metric="fmax",
                  separation=0.01, rotation_method="cg", max_rotations=10, rotation_angle=0.0873,
                  trial_angle=0.05, max_step=0.05, convex_step=0.1, memory=25,
-                 max_energy_rise=10.0, seed=706253457, **kwargs):
+                 max_energy_rise=10.0, verify=None, imaginary_threshold=IMAGINARY_CM,
+                 seed=706253457, **kwargs):
         super().__init__(atoms, mode, trajectory, logfile, metric=metric, separation=separation,
-                         max_energy_rise=max_energy_rise, seed=seed, **kwargs)
+                         max_energy_rise=max_energy_rise, verify=verify,
+                         imaginary_threshold=imaginary_threshold, seed=seed, **kwargs)
         if rotation_method not in ("lbfgs", "cg"):
             raise InputError(f"rotation_method must be 'lbfgs' or 'cg', got {rotation_method!r}")
         for name, value in (("max_rotations", max_rotations), ("rotation_angle", rotation_angle)):
@@ -714,9 +838,26 @@ class Dimer(_SaddleSearch):
         energy, forces = self._evaluate(self._full(x) + self._fixed_positions())
         return energy, -self._moving(forces)
 
+    def _observe(self, positions, energy, forces):
+        self._recent.append((np.array(positions), energy, np.array(forces)))
+
+    def _curvature_model(self, x):
+        """The GP's Hessian on the latest evaluations: the dimer has no model of its own, and
+        these lie along its last steps and rotations, around the point checked."""
+        gp = GaussianProcess.from_atoms(self.atoms, training_subset=_CHECK_TRAINING_SUBSET)
+        try:
+            for observation in self._recent:
+                gp.add(*observation)
+            gp.train()
+            return self._gp_hessian(gp, x)
+        except _NUMERICAL_ERRORS as exc:
+            raise _Stop(f"saddle check failed: its curvature model: {exc}") from exc
+
     def _start(self):
         x_start, tau = self._initial_mode()
         self._x_start = x_start
+        self._recent = deque(maxlen=_CHECK_OBSERVATIONS)
+        self._higher_order_points = 0
         e0, f0 = self._evaluate(x_start)
         self.result.starts = 1
         self._e_start = e0
@@ -724,13 +865,16 @@ class Dimer(_SaddleSearch):
         self._translator = _core.Translator(self._x.size, self._translation)
         self._g1 = None
         self._record(x_start, e0, f0, math.nan, tau)
-        self._verify()
-        self._restore_midpoint(x_start, e0, f0)
+        self._verify(x_start, e0, f0)
 
-    def _verify(self):
-        ok, image = self._verified(self._x, self._g, self._tau)
+    def _verify(self, positions, energy, forces):
+        """The acceptance test at the new point; then the atoms are left at it."""
+        check, image = self._accept(self._x, self._g, self._tau)
         self._g1 = None if image is None else -self._moving(image[2])
-        self.result.converged = ok
+        self.result.converged = check is not None and self._take(check)
+        self._restore_midpoint(positions, energy, forces)
+        if check is not None and not self.result.converged:
+            self._tau, self._g1 = self._next_mode(check), None
 
     def step(self, *args, **kwargs):
         try:
@@ -749,5 +893,4 @@ class Dimer(_SaddleSearch):
         self._g = -self._moving(forces)
         self._record(positions, energy, forces, float(rot.curvature), self._full(self._tau))
         self._note = f"{rot.rotations} rotations"
-        self._verify()
-        self._restore_midpoint(positions, energy, forces)
+        self._verify(positions, energy, forces)

@@ -67,6 +67,12 @@ class FaultyMorse(MorsePotential):
                 self.results["forces"][3, 1] = np.inf
             if self.kind == "nan-energy":
                 self.results["energy"] = math.nan
+            if self.kind == "wrong-shape":
+                self.results["forces"] = self.results["forces"][:-1]
+            if self.kind == "none-forces":
+                self.results["forces"] = None
+            if self.kind == "text-energy":
+                self.results["energy"] = "-11.3 eV"
             return
         self.good.append(self.results["energy"])
 
@@ -90,6 +96,9 @@ REASONS = {
     "nan-forces": "calculator failure: non-finite energy or forces",
     "inf-forces": "calculator failure: non-finite energy or forces",
     "nan-energy": "calculator failure: non-finite energy or forces",
+    "wrong-shape": "calculator failure: forces of shape (6, 3), expected (7, 3)",
+    "none-forces": "calculator failure: it returned no forces (None)",
+    "text-energy": "calculator failure: the energy is not a number ('-11.3 eV')",
 }
 
 
@@ -167,10 +176,15 @@ def test_batch_records_failures_and_carries_on(tmp_path):
 
 # --- GP numerical trouble ----------------------------------------------------------------------
 
+# The cluster's saddle is at 29i cm⁻¹ (heavy atoms on a soft surface), below the threshold made
+# for molecules: searches that must converge on it take a lower one.
+HEAVY = dict(imaginary_threshold=20.0)
+
+
 def gprd_on_cluster(**params):
     atoms, mode = morse_cluster()
     atoms.calc = morse()
-    return GPRDimer(atoms, mode=mode, logfile=None, **params)
+    return GPRDimer(atoms, mode=mode, logfile=None, **HEAVY, **params)
 
 
 def run_after_start(opt, change, steps=30):

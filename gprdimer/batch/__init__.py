@@ -16,7 +16,7 @@ from .store import Store, read_rows
 from .tasks import failed_row, make_task, run_task, task_key, task_seed
 
 __all__ = ["Progress", "Store", "connect", "failed_row", "make_cluster", "make_task", "read_rows",
-           "run_batch", "run_task", "task_key", "task_seed"]
+           "run_batch", "run_task", "run_tasks", "run_verification", "task_key", "task_seed"]
 
 
 def run_batch(client, tasks, store, progress=None, function=run_task) -> dict:
@@ -25,39 +25,65 @@ def run_batch(client, tasks, store, progress=None, function=run_task) -> dict:
     Returns counts: written, converged, failed (did not converge, for whatever reason),
     duplicates (rows another runner wrote first).
     """
+    counts = dict(written=0, converged=0, failed=0, duplicates=0)
+
+    def record(row):
+        counts["written" if store.write(row) else "duplicates"] += 1
+        ok = bool(row["converged"])
+        counts["converged" if ok else "failed"] += 1
+        return ok
+
+    run_tasks(client, tasks, function, record, failed_row, progress)
+    return counts
+
+
+def run_verification(client, tasks, store, progress=None) -> dict:
+    """Runs `gprdimer verify`'s tasks; records each row's verification as it ends."""
+    from ..verify import VERIFIED, verify_task
+
+    counts = dict(verified=0, first_order=0, rejected=0)
+
+    def record(result):
+        store.record_verification(result)
+        ok = result["pairs"].get(VERIFIED) == 1
+        counts["verified"] += 1
+        counts["first_order" if ok else "rejected"] += 1
+        return ok
+
+    def lost(task, reason):
+        return {"id": task["id"], "pairs": {"verify_error": reason}, "data": {}}
+
+    run_tasks(client, tasks, verify_task, record, lost, progress)
+    return counts
+
+
+def run_tasks(client, tasks, function, record, lost, progress=None):
+    """function(task) on the workers; record(result) -> success as each ends, here; a task whose
+    worker died or that could not start gives lost(task, reason) instead."""
     from distributed import as_completed
 
-    counts = dict(written=0, converged=0, failed=0, duplicates=0)
     progress = progress or Progress(len(tasks))
     futures = {client.submit(function, task, pure=False): task for task in tasks}
     try:
         for future in as_completed(futures):
             task = futures.pop(future)
-            row = _row_of(future, task)
+            result = _result_of(future, task, lost)
             future.release()
-            if store.write(row):
-                counts["written"] += 1
-            else:
-                counts["duplicates"] += 1
-            ok = bool(row["converged"])
-            counts["converged" if ok else "failed"] += 1
-            progress.update(ok, running=_running(client, len(futures)))
+            progress.update(record(result), running=_running(client, len(futures)))
     finally:
         client.cancel(list(futures))
         progress.close()
-    return counts
 
 
-def _row_of(future, task):
+def _result_of(future, task, lost):
     from distributed import KilledWorker
 
     try:
         return future.result()
     except KilledWorker:
-        return failed_row(task, f"worker lost {ALLOWED_FAILURES + 1} times "
-                                "(killed or out of memory)")
+        return lost(task, f"worker lost {ALLOWED_FAILURES + 1} times (killed or out of memory)")
     except Exception as exc:  # a task that could not even be unpickled or started
-        return failed_row(task, f"error: {type(exc).__name__}: {exc}")
+        return lost(task, f"error: {type(exc).__name__}: {exc}")
 
 
 def _running(client, pending):

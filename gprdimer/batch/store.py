@@ -61,6 +61,30 @@ class Store:
                           f"written before it are intact") from None
         return True
 
+    def to_verify(self, methods=None):
+        """(id, key-value pairs, positions, numbers) of every converged row not yet verified,
+        of the given methods (all when None)."""
+        from ..verify import VERIFIED
+
+        try:
+            return [(row.id, dict(row.key_value_pairs), row.positions, row.numbers)
+                    for row in self._db.select(converged=True)
+                    if VERIFIED not in row and "verify_error" not in row
+                    and (methods is None or row.get("method") in methods)]
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.path}: cannot read the results database ({exc})") from None
+
+    def record_verification(self, result: dict) -> bool:
+        """Adds a verification's key-value pairs and data to its row, in one transaction."""
+        try:
+            with self._transaction() as db:
+                db.update(result["id"], data={k: np.asarray(v) for k, v in result["data"].items()},
+                          **{k: _plain(v) for k, v in result["pairs"].items()})
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.path}: could not record the verification of row "
+                          f"{result['id']} ({exc})") from None
+        return True
+
     @contextmanager
     def _transaction(self):
         """One SQLite transaction holding the write lock from its start; commits on success,
@@ -91,7 +115,8 @@ def _split(row):
         atoms.calc = SinglePointCalculator(
             atoms, energy=energy, forces=None if forces is None else np.asarray(forces))
     pairs = {k: _plain(v) for k, v in row.items() if k not in ARRAY_FIELDS and v is not None}
-    data = {k: np.asarray(row[k]) for k in ("mode", "initial_positions") if row.get(k) is not None}
+    data = {k: np.asarray(row[k]) for k in ("mode", "initial_positions", "frequencies")
+            if row.get(k) is not None}
     return atoms, pairs, data
 
 

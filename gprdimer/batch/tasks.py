@@ -32,7 +32,7 @@ from ..runner import run_search, steps_for
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
 # Rows keep these as arrays (the store puts them on the Atoms or in data=, not in key-value pairs).
-ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions")
+ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions", "frequencies")
 
 
 def task_key(system: str, method: str, calc: str, params: dict | None = None) -> str:
@@ -103,6 +103,7 @@ def failed_row(task: dict, reason: str) -> dict:
     """The row of a task that ended without a search result (error, timeout, lost worker)."""
     row = _base_row(task)
     row.update(converged=False, stop_reason=reason, calls=0, outer_iterations=0, starts=0,
+               check_calls=0,
                wall_time=math.nan, gp_time=math.nan, saddle_energy=math.nan,
                saddle_fmax=math.nan, force_norm=math.nan, curvature=math.nan,
                positions=task["positions"], forces=None, mode=None)
@@ -158,9 +159,13 @@ def _search(task):
                gp_time=float(result.gp_time),
                saddle_energy=float(result.energy), saddle_fmax=float(result.fmax),
                force_norm=float(result.force_norm), curvature=float(result.curvature),
+               n_imaginary=None if result.n_imaginary is None else int(result.n_imaginary),
+               check_calls=int(result.check_calls),
                positions=np.asarray(result.positions).tolist(),
                forces=_cached_forces(atoms, result.positions),
-               mode=np.asarray(result.mode).tolist())
+               mode=np.asarray(result.mode).tolist(),
+               frequencies=(None if result.frequencies is None
+                            else np.asarray(result.frequencies).tolist()))
     return row
 
 

@@ -121,6 +121,27 @@ class PySCFCalculator(Calculator):
                 gradient.verbose = 0
                 self.results['forces'] = -gradient.kernel() * Hartree / Bohr
 
+    def get_hessian(self, atoms=None):
+        """Analytic Hessian (3N, 3N) in eV/Å² at `atoms`, from PySCF's ``mf.Hessian()`` (RHF,
+        UHF, RKS, UKS); NotImplementedError where PySCF has none (ROHF)."""
+        atoms = self.atoms if atoms is None else atoms
+        if self._mf is None or not np.allclose(self._mf.mol.atom_coords(unit='Angstrom'),
+                                               atoms.positions, rtol=0.0, atol=1e-10):
+            # the SCF held is another geometry's (a search restores results, not SCF objects)
+            self.calculate(atoms, ['energy'], all_changes)
+        from pyscf import hessian as _  # noqa: F401  (attaches mf.Hessian to the SCF classes)
+
+        with _thread_count(self.parameters.threads):
+            try:
+                hessian = self._mf.Hessian()
+            except (AttributeError, NotImplementedError) as exc:
+                raise NotImplementedError(f"PySCF has no analytic Hessian for "
+                                          f"{self._reference()}: {exc}") from None
+            hessian.verbose = 0
+            blocks = hessian.kernel()  # (N, N, 3, 3), Hartree/Bohr²
+        n = len(atoms)
+        return blocks.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * Hartree / Bohr**2
+
     # -- SCF ----------------------------------------------------------------------------------
 
     def _system(self, atoms):

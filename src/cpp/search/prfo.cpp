@@ -35,9 +35,12 @@ Eigen::MatrixXd rigid_motions(const InverseDistances& geometry, const PositionsR
         motions.block<3, 1>(3 * a, 3 + k) = Eigen::Vector3d::Unit(k).cross(r);
     }
   }
-  // Orthonormalise, dropping the rotation about the axis of a linear molecule.
+  // Orthonormalise, dropping the rotation about the axis of a linear molecule. A molecule within
+  // 1e-5 rad of a straight line counts as linear: a dimer climbs a bend to 180 degrees only to
+  // within rounding, and keeping that vanishing rotation would normalise noise into a "rigid"
+  // direction that is really the second bend.
   Eigen::JacobiSVD<Eigen::MatrixXd> svd(motions, Eigen::ComputeThinU);
-  const Eigen::Index rank = (svd.singularValues().array() > 1e-8 * svd.singularValues()(0)).count();
+  const Eigen::Index rank = (svd.singularValues().array() > 1e-5 * svd.singularValues()(0)).count();
   return svd.matrixU().leftCols(rank);
 }
 

@@ -1,0 +1,235 @@
+"""The acceptance test: only a first-order saddle is reported converged.
+
+Analytic surfaces with a known answer first (a soft first-order saddle, a second-order saddle,
+a flat direction), then real ones on GFN2-xTB (water at its minimum, He2 at 6 Å, two molecules
+8 Å apart), the Ritz check against full Hessians, and PySCF's analytic Hessian against finite
+differences.
+"""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.constraints import FixAtoms
+from ase.optimize import BFGS
+
+from gprdimer import Dimer, GPRDimer
+from gprdimer.hessian import true_hessian
+from gprdimer.saddle_check import subspace_check
+from gprdimer.vibrations import IMAGINARY_CM, MassWeighting, harmonic_analysis, to_wavenumber
+
+FMAX = 0.01
+METHODS = {"gprd": GPRDimer, "dimer": Dimer}
+
+
+class OneAtomSurface(Calculator):
+    """E(x, y, z) of atom 0 (a hydrogen) alone; the three fixed helium atoms around it only give
+    the GP its inverse distances. `kind`: 'soft' (a first-order saddle at 164i cm⁻¹, curvature
+    -0.1 eV/Å²), 'second' (a second-order saddle at the origin, a ring of minima around it
+    and no first-order saddle anywhere)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x, y, z = self.atoms.positions[0]
+        c = 0.5  # eV/Å², stiff directions
+        if self.kind == "soft":
+            a, b = 0.05, 0.03
+            energy = -a * x**2 + b * x**4 + c * (y**2 + z**2)
+            gradient = [-2 * a * x + 4 * b * x**3, 2 * c * y, 2 * c * z]
+        else:
+            a, b = 0.5, 0.2
+            r2 = x**2 + y**2
+            energy = -a * r2 + b * r2**2 + c * z**2
+            gradient = [(-2 * a + 4 * b * r2) * x, (-2 * a + 4 * b * r2) * y, 2 * c * z]
+        forces = np.zeros((len(self.atoms), 3))
+        forces[0] = -np.array(gradient)
+        self.results = {"energy": energy, "forces": forces}
+
+
+def one_atom(kind, start):
+    atoms = Atoms("HHe3", positions=[start, [3, 0, 0], [0, 3, 0], [0, 0, 3]])
+    atoms.set_constraint(FixAtoms(indices=[1, 2, 3]))
+    atoms.calc = OneAtomSurface(kind)
+    return atoms
+
+
+def search(method, atoms, mode, **keywords):
+    opt = METHODS[method](atoms, mode=mode, logfile=None, **keywords)
+    opt.run(fmax=FMAX, steps=200)
+    return opt.result
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_soft_first_order_saddle_is_reported_converged(method):
+    mode = np.zeros((4, 3))
+    mode[0] = [1.0, 0.3, 0.0]
+    result = search(method, one_atom("soft", [0.4, 0.2, -0.1]), mode)
+    assert result.converged, result.stop_reason
+    assert result.n_imaginary == 1
+    # forces under fmax reach 0.1 Å out along so soft a mode
+    assert np.abs(result.positions[0]).max() < 0.1
+    assert result.curvature == pytest.approx(-0.1, abs=0.02)  # along the true mode, x
+    assert abs(result.mode[0, 0]) > 0.99
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_second_order_saddle_is_never_reported_converged(method):
+    mode = np.zeros((4, 3))
+    mode[0] = [1.0, 0.0, 0.0]
+    atoms = one_atom("second", [0.0, 0.0, 0.0])  # at the second-order saddle, forces zero
+    result = search(method, atoms, mode)
+    assert not result.converged
+    assert result.stop_reason.startswith("not a first-order saddle") or \
+        "no progress" in result.stop_reason or "stalled" in result.stop_reason, result.stop_reason
+    assert result.n_imaginary != 1
+
+
+def test_the_dimer_curvature_alone_would_have_taken_a_flat_direction():
+    """The old acceptance took any negative curvature along the dimer: here -5e-5 eV/Å²."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    hessian = np.diag([-1e-4, 1.0, 1.0])  # a flat x and two stiff directions
+    g0 = np.zeros(3)
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    calls = []
+
+    def gradient_at(dx):
+        calls.append(dx)
+        return hessian @ dx
+
+    check = subspace_check(weighting, g0, hessian, [(tau, hessian @ (step * tau))],
+                           gradient_at, step)
+    assert check.n_imaginary == 0 and not check.first_order
+    assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-1e-4 / 1.008), rel=1e-6)
+    assert check.verdict().startswith("not a first-order saddle: 0 imaginary modes")
+    assert calls == []  # the model's other modes are stiff: nothing more to measure
+
+
+def test_the_check_measures_the_modes_the_model_cannot_rule_out():
+    """A model that puts a negative direction at small positive curvature: the probe finds it."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    true = np.array([[-0.5, 0.0, 0.0], [0.0, -0.3, 0.0], [0.0, 0.0, 2.0]])
+    model = np.diag([-0.5, 0.005, 2.0])
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    probed = []
+
+    def gradient_at(dx):
+        probed.append(dx / np.linalg.norm(dx))
+        return true @ dx
+
+    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
+                           gradient_at, step)
+    assert len(probed) == 1 and abs(probed[0][1]) == pytest.approx(1.0)
+    assert check.n_imaginary == 2 and check.calls == 1
+    expected = to_wavenumber(np.array([-0.5, -0.3]) / 1.008)
+    assert check.wavenumbers[:2] == pytest.approx(expected, rel=1e-6)
+    assert "2 imaginary modes" in check.verdict()
+
+
+def test_ritz_values_of_a_full_subspace_are_the_harmonic_frequencies():
+    """With every direction probed the check's values are the full analysis's, rigid motions
+    and mass weighting included (a free bent triatomic, no fixed atoms)."""
+    atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(9, 9))
+    weighting = MassWeighting(atoms)
+    # a Hessian with the rigid motions in its null space, like any molecule's
+    basis = weighting.internal / weighting.sqrt_mass[:, None]
+    hessian = basis @ (a @ a.T)[:3, :3] @ basis.T
+    hessian = 0.5 * (hessian + hessian.T) - 0.3 * basis @ basis.T
+    directions = [basis[:, i] / np.linalg.norm(basis[:, i]) for i in range(3)]
+    step = 1e-3
+    probes = [(d, hessian @ (step * d)) for d in directions]
+    check = subspace_check(weighting, np.zeros(9), hessian, probes, lambda dx: hessian @ dx, step)
+    full = harmonic_analysis(hessian, atoms)
+    assert check.calls == 0
+    assert check.wavenumbers == pytest.approx(full.wavenumbers, rel=1e-6, abs=1e-6)
+
+
+# --- real molecules on GFN2-xTB ----------------------------------------------------------------
+
+def xtb():
+    pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
+    from gprdimer.calculators.xtb import XTBCalculator
+
+    return XTBCalculator(method="GFN2-xTB", verbosity=0)
+
+
+def relaxed_water(shift=(0.0, 0.0, 0.0)):
+    atoms = Atoms("OH2", positions=np.array([[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]) + shift)
+    atoms.calc = xtb()
+    BFGS(atoms, logfile=None).run(fmax=1e-4, steps=200)
+    return atoms
+
+
+def water_pair():
+    first, second = relaxed_water(), relaxed_water((8.0, 0.0, 0.0))
+    pair = first + second
+    pair.calc = xtb()
+    return pair
+
+
+def helium_pair():
+    atoms = Atoms("He2", positions=[[0, 0, 0], [6.0, 0, 0]])
+    atoms.calc = xtb()
+    return atoms
+
+
+@pytest.mark.parametrize("mode", ["random", "hessian"])
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("system", [relaxed_water, helium_pair, water_pair],
+                         ids=["water-minimum", "he2-6A", "two-waters-8A"])
+def test_minima_and_flat_directions_are_not_saddles(system, method, mode):
+    atoms = system()
+    result = search(method, atoms, mode)
+    assert not result.converged, result
+    if result.fmax < FMAX and result.n_imaginary is not None:
+        assert result.n_imaginary != 1
+
+
+def test_verify_hessian_adds_a_true_hessian_and_frequencies():
+    atoms = Atoms("CNH", positions=[[0, 0, 0], [1.18, 0, 0], [0.55, 1.15, 0]])
+    atoms.calc = xtb()
+    mode = np.array([[0, 0, 0], [0, 0, 0], [1.0, 0.2, 0]])
+    result = search("gprd", atoms, mode, verify="hessian")
+    assert result.converged and result.n_imaginary == 1
+    assert result.frequencies is not None and len(result.frequencies) == 3  # 3N - 6 for a bent triatomic
+    assert result.frequencies[0] < -IMAGINARY_CM < 0 < result.frequencies[1]
+    assert result.check_calls >= 18  # the 6N finite-difference calls, counted
+    full = harmonic_analysis(true_hessian(atoms)[0], atoms)
+    assert result.frequencies == pytest.approx(full.wavenumbers, abs=1.0)
+
+
+def test_pyscf_analytic_hessian_agrees_with_finite_differences():
+    pytest.importorskip("pyscf")
+    from ase.calculators.calculator import Calculator as Base
+
+    from gprdimer.calculators import PySCFCalculator
+
+    atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    atoms.calc = scf = PySCFCalculator(basis="3-21G")
+    analytic, calls = true_hessian(atoms)
+    assert calls == 1
+
+    class ForcesOnly(Base):  # the same surface, without get_hessian
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            probe = self.atoms.copy()
+            probe.calc = scf
+            self.results = {"energy": probe.get_potential_energy(), "forces": probe.get_forces()}
+
+    atoms.calc = ForcesOnly()
+    differences, calls = true_hessian(atoms)
+    assert calls == 18
+    assert np.abs(analytic - differences).max() < 0.02  # eV/Å², of entries up to 66
+    assert harmonic_analysis(analytic, atoms).wavenumbers == pytest.approx(
+        harmonic_analysis(differences, atoms).wavenumbers, abs=2.0)
