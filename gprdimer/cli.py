@@ -69,6 +69,9 @@ def build_parser():
                              f"3N numbers [random]")
     search.add_argument("--method", default="gprd", help=f"{' | '.join(METHODS)} [gprd]")
     _add_search_options(search)
+    search.add_argument("--verify", action="store_true",
+                        help="confirm the saddle with a true Hessian (analytic for PySCF, "
+                             "finite differences otherwise), counted in the calls")
     search.add_argument("--seed", type=int, default=SEED, help=f"seed of the random mode [{SEED}]")
     search.add_argument("--threads", type=int, default=1,
                         help="BLAS/OpenMP/PySCF threads [1: fastest on a shared machine]")
@@ -164,7 +167,13 @@ def _search(args):
     from .batch.tasks import software_versions, thread_limit
 
     steps = check_settings(args.method, args.fmax, args.steps)
-    params = check_params(args.method, args.params)
+    params = dict(args.params or {})
+    if args.verify:
+        if args.method == "sella":
+            raise InputError("--verify: for Sella's saddles use gprdimer verify on a batch "
+                             "database")
+        params["verify"] = "hessian"
+    params = check_params(args.method, params)
     _check_positive(args.threads, "--threads")
     with ExitStack() as stack:
         if args.guess is None:
@@ -228,6 +237,17 @@ def _jsonable(value):
     return value
 
 
+def _imaginary_text(result):
+    if result.n_imaginary is None:
+        return "not checked (the forces never met the criterion with negative curvature)"
+    text = f"{result.n_imaginary} imaginary mode{'s' if result.n_imaginary != 1 else ''}"
+    if result.frequencies is not None:
+        shown = ", ".join(f"{f:.0f}" for f in result.frequencies[:6])
+        more = ", ..." if len(result.frequencies) > 6 else ""
+        text += f"; true Hessian: {shown}{more} cm⁻¹"
+    return text
+
+
 def _print_summary(result, trajectory, summary):
     status = "yes" if result.converged else "no"
     print(f"\nconverged    {status} ({result.stop_reason})\n"
@@ -236,6 +256,7 @@ def _print_summary(result, trajectory, summary):
           f"energy       {result.energy:.6f} eV\n"
           f"fmax         {result.fmax:.4f} eV/Å\n"
           f"curvature    {result.curvature:.4g} eV/Å²\n"
+          f"saddle check {_imaginary_text(result)}\n"
           f"time         {result.wall_time:.1f} s, of which GP {result.gp_time:.2f} s\n"
           f"wrote        {trajectory}, {summary}")
 

@@ -273,21 +273,6 @@ def _internal_basis(atoms):
     return u[:, rank:]
 
 
-def rigid_fraction(atoms, mode, fixed=None):
-    """Share of the direction `mode` (N, 3) that moves the whole system rigidly.
-
-    Along a rigid rotation of a molecule whose bonds are under a little tension the curvature is
-    slightly negative (the centripetal term), so a dimer at a nearly relaxed geometry can find
-    negative curvature on a direction that is no reaction coordinate. With fixed atoms no rigid
-    motion is free, and the share is 0.
-    """
-    if fixed_mask(atoms, fixed).any():
-        return 0.0
-    v = np.asarray(mode, dtype=float).ravel()
-    v = v / np.linalg.norm(v)
-    return float(max(0.0, 1.0 - np.sum((_internal_basis(atoms).T @ v) ** 2)))
-
-
 def lowest_model_mode(atoms, fixed=None):
     """Softest mode of the model Hessian, a deterministic initial dimer orientation.
 

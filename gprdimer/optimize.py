@@ -236,7 +236,8 @@ class _SaddleSearch(Optimizer):
     # --- ASE optimizer protocol -------------------------------------------------------------
     def todict(self):
         d = super().todict()
-        d.update(metric=self.metric, separation=self.separation)
+        d.update(metric=self.metric, separation=self.separation, verify=self.verify,
+                 imaginary_threshold=self.imaginary_threshold)
         return d
 
     def converged(self, *args, **kwargs):

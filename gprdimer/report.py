@@ -1,7 +1,10 @@
 """Tables and plots from a batch database: what docs/benchmarks.md shows.
 
-Costs (calls, wall time, GP time) are taken over converged searches only, so that a method is
-not made to look cheap by giving up early; the success rate says how many those are.
+A success is a verified one, for every method alike: a row reported converged whose true
+Hessian (`gprdimer verify`) has exactly one imaginary mode. Rows reported converged that the
+verifier rejects, or that it has not seen, are counted apart and are no successes. Costs (calls,
+wall time, GP time) are taken over successes only, so that a method is not made to look cheap by
+giving up early; the success rate says how many those are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from .batch.store import read_rows
 from .data import read_reference
 from .errors import InputError
+from .verify import VERIFIED, is_verified_success as _success
 
 SAME_SADDLE_EV = 0.01  # saddle energies closer than this are taken as the same saddle
 # Our method names -> the published per-system CSVs (read_reference) of the same method.
@@ -57,13 +61,15 @@ def summary_table(rows):
     """Per calculator and method: success rate and the cost of converged searches."""
     groups = _group(rows, "calc", "method")
     sella_wall = {(r["calc"], r["system"]): r["wall_time"] for r in rows
-                  if r["method"] == "sella" and r["converged"]}
-    sella_median = {calc: (_median([r["calls"] for r in group if r["converged"]]),
-                           _median([r["wall_time"] for r in group if r["converged"]]))
+                  if r["method"] == "sella" and _success(r)}
+    sella_median = {calc: (_median([r["calls"] for r in group if _success(r)]),
+                           _median([r["wall_time"] for r in group if _success(r)]))
                     for (calc, method), group in groups.items() if method == "sella"}
     table = []
     for (calc, method), group in sorted(groups.items()):
-        ok = [r for r in group if r["converged"]]
+        ok = [r for r in group if _success(r)]
+        reported = [r for r in group if r["converged"]]
+        unverified = [r for r in reported if VERIFIED not in r and "verify_error" not in r]
         calls = [r["calls"] for r in ok]
         wall = [r["wall_time"] for r in ok]
         gp = [r.get("gp_time", 0.0) for r in ok]
@@ -71,9 +77,12 @@ def summary_table(rows):
         sella_total = sum(sella_wall[calc, r["system"]] for r in shared)
         sella_calls, sella_wall_median = sella_median.get(calc, (math.nan, math.nan))
         table.append({
-            "calc": calc, "method": method, "systems": len(group), "converged": len(ok),
-            "success_rate": len(ok) / len(group),
-            **_stats("calls", calls), **_stats("wall_s", wall), **_stats("gp_s", gp),
+            "calc": calc, "method": method, "systems": len(group), "reported": len(reported),
+            "verified": len(ok), "rejected": len(reported) - len(ok) - len(unverified),
+            "unverified": len(unverified), "success_rate": len(ok) / len(group),
+            **_stats("calls", calls),
+            **_stats("check_calls", [r.get("check_calls", 0) for r in ok]),
+            **_stats("wall_s", wall), **_stats("gp_s", gp),
             "gp_share": sum(gp) / sum(wall) if sum(wall) > 0 else math.nan,
             # Medians over each method's own converged searches, same calculator: the
             # comparisons issue 6 sets targets on.
@@ -93,7 +102,7 @@ def same_saddle_table(rows):
     """Per calculator, pair of methods and spin: of the systems both converged on, the share
     whose saddle energies agree within SAME_SADDLE_EV."""
     energy = {(r["calc"], r["method"], r["system"]): r["saddle_energy"]
-              for r in rows if r["converged"]}
+              for r in rows if _success(r)}
     spin = {r["system"]: r["spin"] for r in rows}
     table = []
     for calc in sorted({r["calc"] for r in rows}):
@@ -125,11 +134,11 @@ def reference_pairs(rows, reference):
         if ref is None:
             continue
         compare = r["calc"].lower() == REFERENCE_CALC
-        ours_e = r["saddle_energy"] if compare and r["converged"] else math.nan
+        ours_e = r["saddle_energy"] if compare and _success(r) else math.nan
         theirs_e = ref.get("saddle_energy") if compare and ref.get("success") else None
         theirs_e = math.nan if theirs_e is None else float(theirs_e)
         pairs.append({"calc": r["calc"], "method": r["method"], "system": r["system"],
-                      "spin": r["spin"], "converged": bool(r["converged"]),
+                      "spin": r["spin"], "converged": _success(r),
                       "published_converged": bool(ref.get("success")), "calls": r["calls"],
                       "published_calls": ref.get("pes_calls"), "saddle_energy": ours_e,
                       "published_saddle_energy": theirs_e, "energy_gap": ours_e - theirs_e})
@@ -191,11 +200,11 @@ def _plot_converged_vs_calls(rows, path):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for (calc, method), group in sorted(_group(rows, "calc", "method").items()):
-        calls = sorted(r["calls"] for r in group if r["converged"])
+        calls = sorted(r["calls"] for r in group if _success(r))
         share = np.arange(1, len(calls) + 1) / len(group)
         ax.step([0, *calls], [0, *share], where="post", label=f"{method} ({calc})")
     ax.set_xlabel("electronic-structure calls")
-    ax.set_ylabel("share of systems converged")
+    ax.set_ylabel("share of systems at a verified saddle")
     ax.set_ylim(0, 1)
     ax.legend()
     fig.tight_layout()
@@ -254,10 +263,14 @@ def _write_csv(path, table):
 
 def _write_markdown(path, db_name, sections, images):
     lines = [f"# Results from {db_name}", "",
-             "Calls, wall and GP times are over converged searches; 'gp_share' is GP time over "
-             "wall time; '*_median_vs_sella' divide the method's median by Sella's on the same "
-             "calculator; 'wall_vs_sella' is the method's total wall time over Sella's on the "
-             "systems both converged on. "
+             "A success is a verified one: reported converged, and exactly one imaginary mode "
+             "in the true Hessian of `gprdimer verify`. 'reported' counts the rows the method "
+             "called converged, 'rejected' those of them the verifier found no first-order "
+             "saddle (or could not compute), 'unverified' those it has not seen. Calls "
+             "(the saddle check's included; 'check_calls' alone), wall and GP times are over "
+             "successes; 'gp_share' is GP time over wall time; '*_median_vs_sella' divide the "
+             "method's median by Sella's on the same calculator; 'wall_vs_sella' is the "
+             "method's total wall time over Sella's on the systems where both succeeded. "
              f"Same saddle: energies within {SAME_SADDLE_EV} eV.", ""]
     for title, name, table in sections:
         lines += [f"## {title}", "", *_markdown_table(table), "", f"CSV: [{name}]({name})", ""]

@@ -13,7 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import ase.db
 import pytest
+from ase import Atoms
 from ase.build import molecule
 from ase.io import write
 
@@ -64,6 +66,23 @@ def test_run_task_returns_a_complete_row():
     assert row["seed"] == task_seed("NH3") and row["spin"] == "singlets"
     assert len(row["positions"]) == 4 and len(row["forces"]) == 4
     assert '"ase"' in row["versions"] and row["cpu"]
+    assert row["check_calls"] >= 0 and "n_imaginary" in row and row["frequencies"] is None
+
+
+def test_a_verified_saddle_row_keeps_its_imaginary_count_and_frequencies(tmp_path):
+    pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
+    atoms = Atoms("CNH", positions=[[0, 0, 0], [1.18, 0, 0], [0.55, 1.15, 0]])
+    task = make_task("hcn", atoms, method="gprd", calc="xtb", steps=100,
+                     mode=[[0, 0, 0], [0, 0, 0], [1.0, 0.2, 0]],
+                     params={"verify": "hessian"})
+    row = run_task(task)
+    assert row["converged"] and row["n_imaginary"] == 1 and len(row["frequencies"]) == 3
+    store = Store(tmp_path / "results.db")
+    store.write(row)
+    with ase.db.connect(str(tmp_path / "results.db")) as db:
+        stored = db.get(task_key=row["task_key"])
+    assert stored.n_imaginary == 1 and stored.check_calls == row["check_calls"] >= 18
+    assert stored.data["frequencies"] == pytest.approx(row["frequencies"])
 
 
 def test_seed_depends_on_system_and_base_only():

@@ -10,8 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from gprdimer.errors import InputError
 from gprdimer.modes import (K_STRETCH, SEED, _bend_gradient, _torsion_gradient, initial_mode,
-                            lowest_model_mode, model_hessian, random_displacement,
-                            rigid_fraction)
+                            lowest_model_mode, model_hessian, random_displacement)
 
 
 def _grid(n, spacing):
@@ -272,22 +271,3 @@ def test_bad_fixed_is_rejected():
         initial_mode(atoms, 'hessian', fixed=np.zeros(3, dtype=bool))
     with pytest.raises(InputError, match='outside 0..4'):
         initial_mode(atoms, 'hessian', fixed=[7])
-
-
-def test_rigid_fraction_of_translations_rotations_and_internal_motion():
-    atoms = molecule('CH3OH')
-    centred = atoms.positions - atoms.positions.mean(axis=0)
-    translation = np.tile([0.2, -0.5, 1.0], (len(atoms), 1))
-    rotation = np.cross([0.3, 1.0, -0.2], centred)
-    stretch = np.zeros_like(centred)
-    stretch[0], stretch[1] = atoms.positions[0] - atoms.positions[1], atoms.positions[1] - atoms.positions[0]
-    assert rigid_fraction(atoms, translation) == pytest.approx(1.0)
-    assert rigid_fraction(atoms, rotation) == pytest.approx(1.0)
-    assert rigid_fraction(atoms, stretch) == pytest.approx(0.0, abs=1e-12)
-    mixed = stretch / np.linalg.norm(stretch) + rotation / np.linalg.norm(rotation)
-    assert rigid_fraction(atoms, mixed) == pytest.approx(0.5, abs=0.05)
-    # with an atom held, no rigid motion is free; in a periodic cell only rotations are internal
-    assert rigid_fraction(atoms, rotation, fixed=[0]) == 0.0
-    atoms.pbc, atoms.cell = True, np.eye(3) * 20
-    assert rigid_fraction(atoms, translation) == pytest.approx(1.0)
-    assert rigid_fraction(atoms, rotation) < 0.5

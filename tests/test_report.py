@@ -41,6 +41,8 @@ def rows():
             row = failed_row(task, "converged" if converged else "max iterations")
             row.update(converged=converged, calls=calls, wall_time=wall, gp_time=gp,
                        saddle_energy=energy)
+            if converged:  # what gprdimer verify adds: one imaginary mode
+                row["verified_imaginary"] = 1
             out.append(row)
     return out
 
@@ -66,9 +68,10 @@ def reference(tmp_path):
     return folder
 
 
-def test_summary_counts_converged_searches_only():
+def test_summary_counts_verified_searches_only():
     table = {r["method"]: r for r in summary_table(rows())}
     assert table["gprd"]["success_rate"] == pytest.approx(2 / 3)
+    assert table["gprd"]["reported"] == table["gprd"]["verified"] == 2
     assert table["gprd"]["calls_median"] == 25 and table["gprd"]["calls_iqr"] == 5
     assert table["gprd"]["gp_share"] == pytest.approx(3 / 10)
     # gprd and sella both converged only on singlets/000: 4 s against 8 s.
@@ -77,6 +80,21 @@ def test_summary_counts_converged_searches_only():
     # Medians over each method's own converged searches: gprd 25 calls and 5 s, Sella 32.5 and 6.5.
     assert table["gprd"]["calls_median_vs_sella"] == pytest.approx(25 / 32.5)
     assert table["gprd"]["wall_median_vs_sella"] == pytest.approx(5 / 6.5)
+
+
+def test_rows_the_verifier_rejected_or_has_not_seen_are_no_successes():
+    table = rows()
+    gprd = [r for r in table if r["method"] == "gprd" and r["converged"]]
+    gprd[0]["verified_imaginary"] = 0  # a minimum, reported converged
+    del gprd[1]["verified_imaginary"]  # not verified yet
+    summary = {r["method"]: r for r in summary_table(table)}["gprd"]
+    assert summary["reported"] == 2 and summary["verified"] == 0
+    assert summary["rejected"] == 1 and summary["unverified"] == 1
+    assert summary["success_rate"] == 0
+    sella = [r for r in table if r["method"] == "sella" and r["converged"]]
+    sella[0]["verify_error"] = "SCFConvergenceError: no SCF"  # a Hessian that failed: rejected
+    del sella[0]["verified_imaginary"]
+    assert {r["method"]: r for r in summary_table(table)}["sella"]["rejected"] == 1
 
 
 def test_same_saddle_share_by_spin():
@@ -117,7 +135,8 @@ def test_energies_are_compared_only_at_the_published_level(db, reference, tmp_pa
     task = make_task("singlets/000", Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)]),
                      method="gprd", calc="xtb")
     row = failed_row(task, "converged")
-    row.update(converged=True, calls=10, wall_time=1.0, gp_time=0.5, saddle_energy=-5.0)
+    row.update(converged=True, calls=10, wall_time=1.0, gp_time=0.5, saddle_energy=-5.0,
+               verified_imaginary=1)
     store.write(row)
     build_report(db, reference=reference, out=tmp_path / "out")
     with open(tmp_path / "out" / "reference_systems.csv") as handle:

@@ -153,6 +153,27 @@ def test_ritz_values_of_a_full_subspace_are_the_harmonic_frequencies():
     assert check.wavenumbers == pytest.approx(full.wavenumbers, rel=1e-6, abs=1e-6)
 
 
+def test_internal_basis_excludes_exactly_the_rigid_motions():
+    from ase.build import molecule
+
+    atoms = molecule("CH3OH")
+    weighting = MassWeighting(atoms)
+    assert weighting.internal.shape == (18, 12)
+    centred = atoms.positions - atoms.get_center_of_mass()
+    for rigid in (np.tile([0.2, -0.5, 1.0], (len(atoms), 1)), np.cross([0.3, 1.0, -0.2], centred)):
+        assert np.abs(weighting.to_internal(rigid.ravel())).max() < 1e-10
+    stretch = np.zeros_like(centred)
+    stretch[0], stretch[1] = centred[0] - centred[1], centred[1] - centred[0]
+    assert np.linalg.norm(weighting.to_internal(stretch.ravel())) > 0.5
+    # a linear molecule has one rotation fewer, also when it is straight only to rounding
+    co2 = Atoms("OCO", positions=[[-1.16, 0, 0], [0, 0, 0], [1.16, 1e-8, 0]])
+    assert MassWeighting(co2).internal.shape == (9, 4)
+    # an atom held: nothing is rigid; a periodic cell: translations only
+    assert MassWeighting(atoms, fixed=[0]).internal.shape == (15, 15)
+    atoms.pbc, atoms.cell = True, np.eye(3) * 20
+    assert MassWeighting(atoms).internal.shape == (18, 15)
+
+
 # --- real molecules on GFN2-xTB ----------------------------------------------------------------
 
 def xtb():

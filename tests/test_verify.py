@@ -1,0 +1,67 @@
+"""`gprdimer verify`: a true Hessian at every converged row, written into the row, resumable;
+`gprdimer report` then counts only verified first-order saddles."""
+
+import ase.db
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.optimize import BFGS
+
+from gprdimer import GPRDimer
+from gprdimer.batch import Store, failed_row, make_task, read_rows
+from gprdimer.cli import main
+from gprdimer.report import summary_table
+
+pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
+from gprdimer.calculators.xtb import XTBCalculator  # noqa: E402
+
+
+def row_at(name, atoms, converged, reason):
+    task = make_task(name, atoms, method="gprd", calc="xtb")
+    row = failed_row(task, reason)
+    row.update(converged=converged, calls=10, wall_time=1.0, gp_time=0.1,
+               saddle_energy=-1.0, positions=atoms.positions.tolist())
+    return row
+
+
+@pytest.fixture
+def db(tmp_path):
+    """An HCN <-> HNC saddle found by a search, a water minimum wrongly marked converged, and a
+    search that did not converge."""
+    hcn = Atoms("CNH", positions=[[0, 0, 0], [1.18, 0, 0], [0.55, 1.15, 0]])
+    hcn.calc = XTBCalculator(method="GFN2-xTB", verbosity=0)
+    opt = GPRDimer(hcn, mode=np.array([[0, 0, 0], [0, 0, 0], [1.0, 0.2, 0]]), logfile=None)
+    assert opt.run(fmax=0.01, steps=100)
+    saddle = Atoms("CNH", positions=opt.result.positions)
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    water.calc = XTBCalculator(method="GFN2-xTB", verbosity=0)
+    BFGS(water, logfile=None).run(fmax=1e-4)
+    store = Store(tmp_path / "results.db")
+    store.write(row_at("hcn", saddle, True, "converged"))
+    store.write(row_at("water", Atoms("OH2", positions=water.positions), True, "converged"))
+    store.write(row_at("failed", saddle, False, "max iterations"))
+    return tmp_path / "results.db"
+
+
+def test_verify_writes_the_hessian_into_converged_rows_and_resumes(db, capsys):
+    assert main(["verify", str(db), "--workers", "1"]) == 0
+    assert "2 rows verified, 1 first-order saddles, 1 rejected" in capsys.readouterr().out
+    rows = {r["system"]: r for r in read_rows(db)}
+    assert rows["hcn"]["verified_imaginary"] == 1 and rows["hcn"]["verified_lowest_cm"] < -1000
+    assert rows["water"]["verified_imaginary"] == 0 and rows["water"]["verified_lowest_cm"] > 1000
+    assert rows["hcn"]["verify_calls"] == 18  # central differences: 6N calls
+    assert "verified_imaginary" not in rows["failed"]
+    with ase.db.connect(str(db)) as handle:
+        frequencies = handle.get(system="hcn").data["verified_frequencies"]
+    assert len(frequencies) == 3 and frequencies[0] < -1000 < 0 < frequencies[1]
+    # every converged row is done: a second run has nothing to do and changes nothing
+    assert main(["verify", str(db), "--workers", "1"]) == 0
+    assert "0 converged rows" in capsys.readouterr().out
+    assert {r["system"]: r for r in read_rows(db)}["hcn"] == rows["hcn"]
+    summary = summary_table(read_rows(db))[0]
+    assert (summary["reported"], summary["verified"], summary["rejected"]) == (2, 1, 1)
+
+
+def test_verify_refuses_a_missing_database(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "none.db")]) == 2
+    assert "no such results database" in capsys.readouterr().err
