@@ -40,6 +40,8 @@ def build_report(db, reference=None, out=None) -> list[Path]:
     except OSError as exc:
         raise InputError(f"{out}: cannot create the report folder ({exc})") from None
     sections = [("Cost and success per method", "summary.csv", summary_table(rows)),
+                ("Verified successes by the start that found them", "starts.csv",
+                 starts_table(rows)),
                 ("Same saddle found by two methods", "same_saddle.csv", same_saddle_table(rows))]
     written = [_plot_converged_vs_calls(rows, out / "converged_vs_calls.png")]
     if reference is not None:
@@ -91,6 +93,26 @@ def summary_table(rows):
             # Totals over the systems both this method and Sella converged on.
             "wall_vs_sella": _ratio(sum(r["wall_time"] for r in shared), sella_total),
         })
+    return table
+
+
+def starts_table(rows):
+    """Per calculator and method, the verified successes of each start (1: the first, 2: the
+    fallback orientation, 3 on: fresh starts) and the count with at most that many starts.
+
+    A search that succeeded in start k ran exactly as it would have with only k starts allowed,
+    so the cumulative column is what fewer restarts would have given, without a rerun."""
+    table = []
+    for (calc, method), group in sorted(_group(rows, "calc", "method").items()):
+        ok = [r for r in group if _success(r)]
+        total = 0
+        for start in range(1, max((r.get("starts", 1) for r in ok), default=0) + 1):
+            here = sum(r.get("starts", 1) == start for r in ok)
+            total += here
+            table.append({"calc": calc, "method": method, "start": start, "successes": here,
+                          "with_at_most_this_many_starts": total,
+                          "calls_median": _median([r["calls"] for r in ok
+                                                   if r.get("starts", 1) == start])})
     return table
 
 

@@ -57,6 +57,22 @@ def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch,
     assert "converged    yes" in capsys.readouterr().out
 
 
+def test_search_verify_adds_a_true_hessian_and_prints_the_frequencies(tmp_path, monkeypatch,
+                                                                      capsys):
+    pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
+    monkeypatch.chdir(tmp_path)
+    assert run(["search", "--calc", "xtb", "--verify"]) == 0
+    result = json.loads((tmp_path / "hcn_to_hnc.gprd.json").read_text())
+    assert result["converged"] and result["n_imaginary"] == 1
+    assert result["settings"]["params"] == {"verify": "hessian"}
+    assert len(result["frequencies"]) == 3 and result["frequencies"][0] < -1000
+    assert result["check_calls"] >= 18
+    out = capsys.readouterr().out
+    assert "saddle check 1 imaginary mode; true Hessian: -14" in out
+    assert run(["search", "--calc", "xtb", "--method", "sella", "--verify"]) == 2
+    assert "--verify" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["search", "missing.xyz"], "missing.xyz: no such file"),
     (["search", "TRUNCATED"], "truncated: line 1 announces 3 atoms, the file holds 2"),

@@ -7,7 +7,7 @@ from ase import Atoms
 
 from gprdimer.batch import Store, failed_row, make_task
 from gprdimer.cli import main
-from gprdimer.report import build_report, same_saddle_table, summary_table
+from gprdimer.report import build_report, same_saddle_table, starts_table, summary_table
 
 CALC = "hf/3-21g"
 # system: (spin, method: (converged, calls, wall s, gp s, saddle energy eV))
@@ -95,6 +95,16 @@ def test_rows_the_verifier_rejected_or_has_not_seen_are_no_successes():
     sella[0]["verify_error"] = "SCFConvergenceError: no SCF"  # a Hessian that failed: rejected
     del sella[0]["verified_imaginary"]
     assert {r["method"]: r for r in summary_table(table)}["sella"]["rejected"] == 1
+
+
+def test_successes_by_start_are_cumulative():
+    table = rows()
+    for row, starts in zip((r for r in table if r["method"] == "gprd"), (1, 3, 2)):
+        row["starts"] = starts
+    gprd = [r for r in starts_table(table) if r["method"] == "gprd"]
+    # singlets/000 in start 1, singlets/001 in start 3 (doublets/000 did not converge)
+    assert [(r["start"], r["successes"], r["with_at_most_this_many_starts"]) for r in gprd] == \
+        [(1, 1, 1), (2, 0, 1), (3, 1, 2)]
 
 
 def test_same_saddle_share_by_spin():
