@@ -4,6 +4,7 @@ import json
 import math
 import multiprocessing
 import os
+import pickle
 import random
 import signal
 import sqlite3
@@ -109,6 +110,28 @@ def test_task_with_timeout_runs_in_a_child():
 
 
 # --- store -------------------------------------------------------------------------------------
+
+def test_a_search_process_ends_when_its_worker_is_killed(tmp_path):
+    """A timed task's search runs in a child process; killing the worker ends it too."""
+    psutil = pytest.importorskip("psutil")
+    task = emt_task(timeout=600, steps=100000, fmax=1e-12)  # runs until killed
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import pickle, sys; from gprdimer.batch.tasks import run_task; "
+                               "run_task(pickle.loads(sys.stdin.buffer.read()))"],
+        stdin=subprocess.PIPE, cwd=tmp_path)
+    worker.stdin.write(pickle.dumps(task))
+    worker.stdin.close()
+    deadline = time.time() + 60
+    children = []
+    while not children and time.time() < deadline:
+        children = psutil.Process(worker.pid).children()
+        time.sleep(0.1)
+    assert children, "the search process did not start"
+    worker.kill()
+    worker.wait()
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+
 
 def test_store_writes_each_task_once(tmp_path):
     store = Store(tmp_path / "r.db")

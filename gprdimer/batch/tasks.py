@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from contextlib import contextmanager
@@ -217,7 +218,7 @@ def _run_with_timeout(task):
         env = dict(os.environ, **{name: str(task["threads"]) for name in THREAD_VARIABLES})
         code = ("import sys; from gprdimer.batch.tasks import _child_main; "
                 "_child_main(*sys.argv[1:])")
-        command = [sys.executable, "-c", code, str(task_file), str(row_file)]
+        command = [sys.executable, "-c", code, str(task_file), str(row_file), str(os.getpid())]
         start = time.time()
         # Worker processes are daemons, which multiprocessing forbids to have children;
         # a subprocess is allowed. It runs in the scratch folder: `-c` puts the working
@@ -240,6 +241,20 @@ def _run_with_timeout(task):
         return pickle.loads(row_file.read_bytes())
 
 
-def _child_main(task_file, row_file):
+def _child_main(task_file, row_file, parent):
+    _exit_with(int(parent))
     task = pickle.loads(Path(task_file).read_bytes())
     Path(row_file).write_bytes(pickle.dumps(run_task(task)))
+
+
+def _exit_with(parent, every=1.0):
+    """Ends this process once `parent` (the worker that waits for it) is gone.
+
+    A killed runner takes its workers down, but a search process of theirs would be reparented
+    and go on burning a core for up to its timeout; nobody would read its row."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True).start()
