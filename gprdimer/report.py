@@ -34,6 +34,7 @@ def build_report(db, reference=None, out=None) -> list[Path]:
     rows = read_rows(db)
     if not rows:
         raise InputError(f"{db}: the results database holds no rows")
+    rows, left_out = common_systems(rows)
     out = Path(out) if out is not None else Path(db).resolve().parent
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -53,11 +54,31 @@ def build_report(db, reference=None, out=None) -> list[Path]:
     for _, name, table in sections:
         written.append(_write_csv(out / name, table))
     written.append(_write_markdown(out / "report.md", Path(db).name, sections,
-                                   [p.name for p in written if p.suffix == ".png"]))
+                                   [p.name for p in written if p.suffix == ".png"], left_out))
     return written
 
 
 # --- tables ------------------------------------------------------------------------------------
+
+def common_systems(rows):
+    """(rows, left out): per calculator, only the systems that every method in the database
+    has a row for, so that every comparison is over the same systems (a batch still running
+    for one method would otherwise be compared on its easy first systems); the second item
+    counts the rows left out per (calc, method)."""
+    methods = defaultdict(set)
+    systems = defaultdict(set)
+    for r in rows:
+        methods[r["calc"]].add(r["method"])
+        systems[r["calc"], r["method"]].add(r["system"])
+    shared = {calc: set.intersection(*(systems[calc, m] for m in ms))
+              for calc, ms in methods.items()}
+    kept = [r for r in rows if r["system"] in shared[r["calc"]]]
+    left_out = defaultdict(int)
+    for r in rows:
+        if r["system"] not in shared[r["calc"]]:
+            left_out[r["calc"], r["method"]] += 1
+    return kept, dict(left_out)
+
 
 def summary_table(rows):
     """Per calculator and method: success rate and the cost of converged searches."""
@@ -283,7 +304,7 @@ def _write_csv(path, table):
     return path
 
 
-def _write_markdown(path, db_name, sections, images):
+def _write_markdown(path, db_name, sections, images, left_out=None):
     lines = [f"# Results from {db_name}", "",
              "A success is a verified one: reported converged, and exactly one imaginary mode "
              "in the true Hessian of `gprdimer verify`. 'reported' counts the rows the method "
@@ -294,6 +315,11 @@ def _write_markdown(path, db_name, sections, images):
              "method's median by Sella's on the same calculator; 'wall_vs_sella' is the "
              "method's total wall time over Sella's on the systems where both succeeded. "
              f"Same saddle: energies within {SAME_SADDLE_EV} eV.", ""]
+    if left_out:
+        counts = ", ".join(f"{n} {method} rows on {calc}" for (calc, method), n
+                           in sorted(left_out.items()))
+        lines += ["Only systems that every method of a calculator has run are compared; left "
+                  f"out: {counts}.", ""]
     for title, name, table in sections:
         lines += [f"## {title}", "", *_markdown_table(table), "", f"CSV: [{name}]({name})", ""]
     lines += [f"![{Path(name).stem}]({name})" for name in images]

@@ -7,7 +7,8 @@ from ase import Atoms
 
 from gprdimer.batch import Store, failed_row, make_task
 from gprdimer.cli import main
-from gprdimer.report import build_report, same_saddle_table, starts_table, summary_table
+from gprdimer.report import (build_report, common_systems, same_saddle_table, starts_table,
+                             summary_table)
 
 CALC = "hf/3-21g"
 # system: (spin, method: (converged, calls, wall s, gp s, saddle energy eV))
@@ -95,6 +96,19 @@ def test_rows_the_verifier_rejected_or_has_not_seen_are_no_successes():
     sella[0]["verify_error"] = "SCFConvergenceError: no SCF"  # a Hessian that failed: rejected
     del sella[0]["verified_imaginary"]
     assert {r["method"]: r for r in summary_table(table)}["sella"]["rejected"] == 1
+
+
+def test_only_systems_every_method_has_run_are_compared(tmp_path):
+    table = rows()
+    extra = dict(next(r for r in table if r["method"] == "sella"), system="singlets/099",
+                 task_key="singlets/099|sella|hf/3-21g")
+    kept, left_out = common_systems(table + [extra])
+    assert kept == table and left_out == {(CALC, "sella"): 1}
+    store = Store(tmp_path / "r.db")
+    for row in table + [extra]:
+        store.write(row)
+    build_report(tmp_path / "r.db", out=tmp_path / "out")
+    assert "left out: 1 sella rows on hf/3-21g" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_successes_by_start_are_cumulative():
