@@ -95,6 +95,9 @@ def build_parser():
     batch.add_argument("--limit", type=int, metavar="K", help="run only the first K systems")
     batch.add_argument("--smallest", type=int, metavar="K",
                        help="run only the K systems with fewest atoms")
+    batch.add_argument("--stride", type=int, metavar="K",
+                       help="run only every K-th system, ordered by name (a sample across "
+                            "the set: 5 gives doublets/000, doublets/005, ...)")
     batch.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="stop a task after this long (it then runs in its own process)")
     _add_cluster_options(batch)
@@ -114,6 +117,9 @@ def build_parser():
     report.add_argument("--reference", type=Path,
                         help="set folder or reference/ folder with the published CSVs")
     report.add_argument("--out", type=Path, help="output folder [the database's folder]")
+    report.add_argument("--stride", type=int, metavar="K",
+                        help="only every K-th system of the database, ordered by name (the "
+                             "sample `batch --stride K` runs) [all]")
     return parser
 
 
@@ -290,7 +296,7 @@ def _batch(args):
     for calc in calcs:
         make_calculator(calc)
     _check_cluster_options(args)
-    for option in ("limit", "smallest"):
+    for option in ("limit", "smallest", "stride"):
         value = getattr(args, option)
         if value is not None:
             _check_positive(value, "--" + option.replace("_", "-"))
@@ -399,6 +405,9 @@ def _select(systems, args):
         if missing:
             raise InputError(f"--only: {', '.join(missing)} not in {args.set}")
         systems = [s for s in systems if s[0] in wanted]
+    if args.stride:
+        every = set(sorted(s[0] for s in systems)[::args.stride])
+        systems = [s for s in systems if s[0] in every]
     if args.smallest:
         by_size = sorted(range(len(systems)), key=lambda i: len(systems[i][1]))
         systems = [systems[i] for i in sorted(by_size[:args.smallest])]
@@ -430,6 +439,8 @@ def _check_positive(value, option):
 def _report(args):
     from .report import build_report
 
-    for path in build_report(args.db, reference=args.reference, out=args.out):
+    if args.stride is not None:
+        _check_positive(args.stride, "--stride")
+    for path in build_report(args.db, reference=args.reference, out=args.out, stride=args.stride):
         print(path)
     return 0

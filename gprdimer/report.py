@@ -28,12 +28,15 @@ REFERENCE_METHOD = {"gprd": "gprd", "sella": "sella", "dimer": "idimer"}
 REFERENCE_CALC = "hf/3-21g"  # the published energies' level; other surfaces are not compared
 
 
-def build_report(db, reference=None, out=None) -> list[Path]:
+def build_report(db, reference=None, out=None, stride=None) -> list[Path]:
     """Writes report.md, CSVs and PNGs for the results in `db` into `out` (default: the db's
-    folder); returns the paths written."""
+    folder); returns the paths written. `stride` K keeps every K-th system, ordered by name."""
     rows = read_rows(db)
     if not rows:
         raise InputError(f"{db}: the results database holds no rows")
+    if stride:
+        every = set(sorted({r["system"] for r in rows})[::stride])
+        rows = [r for r in rows if r["system"] in every]
     rows, left_out = common_systems(rows)
     out = Path(out) if out is not None else Path(db).resolve().parent
     try:

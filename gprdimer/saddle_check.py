@@ -10,7 +10,9 @@ true forces:
   directions that could decide the answer, its softest internal modes; a true force call along
   each (forward differences, like the dimer's image) and the true force calls already made
   (the dimer's image) give the true mass-weighted Hessian on that subspace (Rayleigh-Ritz), and
-  its eigenvalues are counted. Directions the model puts well above zero are not probed.
+  its eigenvalues are counted. Where a soft Ritz pair's residual says the subspace misses part
+  of its mode, the check measures along the residual as well (Lanczos steps on true forces)
+  until the soft pairs settle. Directions the model puts well above zero are not probed.
 - `hessian_check` (`verify='hessian'`): the same count on a full true Hessian.
 """
 
@@ -20,15 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .vibrations import (IMAGINARY_CM, MassWeighting, count_imaginary, harmonic_analysis,
-                         to_wavenumber)
+from .vibrations import (IMAGINARY_CM, WAVENUMBER, MassWeighting, count_imaginary,
+                         harmonic_analysis, to_wavenumber)
 
 # Model modes softer than this many times the imaginary threshold (mass-weighted GP Hessian) get
 # a true force call: the GP's curvature on directions its data barely cover is uncertain by tens
 # of cm⁻¹, so the ones near the threshold must be measured, not believed.
 PROBE_BELOW = 2.0
-# At most this many true calls per check, softest model modes first.
-MAX_PROBES = 4
+# At most this many true calls per check.
+MAX_PROBES = 6
+# A Ritz pair whose residual |K s - μ s| exceeds this share of the threshold's eigenvalue, and
+# reaches the soft band, may hide a true eigenvalue below the threshold: the check then measures
+# along its Davidson correction too, until no such pair is left.
+RESIDUAL = 0.5
 # A model mode that is mostly inside the span already measured adds nothing: it is probed only
 # when at least this share of its norm lies outside that span.
 NEW_DIRECTION = 0.5
@@ -91,24 +97,50 @@ def subspace_check(weighting: MassWeighting, g0, model_hessian, probes, gradient
         images.append(weighting.internal.T @ ((np.asarray(gradient) - g0) / step
                                               / weighting.sqrt_mass))
 
-    for direction, gradient in probes:
-        measured(np.asarray(direction) / np.linalg.norm(direction), gradient)
-    values, vectors = np.linalg.eigh(weighting.weigh(model_hessian))
-    calls = 0
-    for i in range(len(values)):
-        if calls == MAX_PROBES or (i > 0 and to_wavenumber(values[i]) >= PROBE_BELOW * threshold):
-            break
-        candidate = vectors[:, i]
-        if basis:
-            span = _orthonormal(np.array(basis).T)
-            candidate = candidate - span @ (span.T @ candidate)
+    def probe(candidate):
+        """Measures along the part of `candidate` outside the span measured so far, if that
+        part is at least NEW_DIRECTION of it; whether it did."""
+        span = _orthonormal(np.array(basis).T)
+        candidate = candidate / np.linalg.norm(candidate)
+        candidate = candidate - span @ (span.T @ candidate)
         if np.linalg.norm(candidate) < NEW_DIRECTION:
-            continue
+            return False
         direction, _ = weighting.to_cartesian(candidate / np.linalg.norm(candidate))
         direction = direction[:, 0]
         measured(direction, gradient_at(step * direction))
+        return True
+
+    for direction, gradient in probes:
+        measured(np.asarray(direction) / np.linalg.norm(direction), gradient)
+    soft = PROBE_BELOW * threshold
+    values, vectors = np.linalg.eigh(weighting.weigh(model_hessian))
+    calls = 0
+    for i in range(len(values)):
+        if calls == MAX_PROBES or (i > 0 and to_wavenumber(values[i]) >= soft):
+            break
+        calls += probe(vectors[:, i])
+    tolerance = RESIDUAL * (threshold / WAVENUMBER) ** 2
+    soft_band = (soft / WAVENUMBER) ** 2
+    model_values, model_vectors = values, vectors
+    while True:
+        values, ritz, residuals = _ritz_pairs(np.array(basis).T, np.array(images).T)
+        # A true eigenvalue lies within |r| of each Ritz value: a pair whose interval reaches
+        # the soft band may hide one below the threshold.
+        unsettled = [(np.linalg.norm(r), v, r) for v, r in zip(values, residuals.T)
+                     if np.linalg.norm(r) > tolerance and v - np.linalg.norm(r) < soft_band]
+        if calls == MAX_PROBES or not unsettled:
+            break
+        _, value, residual = max(unsettled, key=_first)
+        # Davidson's correction with the model as preconditioner: the residual's stiff part
+        # says little about a soft mode, its parts the model puts near the Ritz value much
+        gaps = model_values - value
+        gaps = np.where(np.abs(gaps) < tolerance, np.copysign(tolerance, gaps), gaps)
+        if not probe(model_vectors @ ((model_vectors.T @ residual) / gaps)):
+            break
         calls += 1
-    return _ritz(weighting, np.array(basis).T, np.array(images).T, calls, threshold)
+    modes, factors = weighting.to_cartesian(ritz)
+    return SaddleCheck(to_wavenumber(values), modes[:, 0], float(values[0] / factors[0]), calls,
+                       threshold)
 
 
 def hessian_check(atoms, hessian, positions, fixed, calls, threshold=IMAGINARY_CM) -> SaddleCheck:
@@ -124,8 +156,13 @@ def _orthonormal(columns, tolerance=1e-6):
     return u[:, s > tolerance * max(s[0], 1e-300)]
 
 
-def _ritz(weighting, basis, images, calls, threshold):
-    """Rayleigh-Ritz of the true internal Hessian K on span(basis), given K·basis ≈ images."""
+def _first(pair):
+    return pair[0]
+
+
+def _ritz_pairs(basis, images):
+    """Rayleigh-Ritz of the true internal Hessian K on span(basis), given K·basis ≈ images:
+    the Ritz values ascending, their vectors (columns) and residuals K·s − μ·s."""
     gram = basis.T @ basis
     g_values, g_vectors = np.linalg.eigh(gram)
     keep = g_values > 1e-8 * g_values.max()
@@ -133,7 +170,6 @@ def _ritz(weighting, basis, images, calls, threshold):
     projected = basis.T @ images
     projected = to_orthonormal.T @ (0.5 * (projected + projected.T)) @ to_orthonormal
     values, vectors = np.linalg.eigh(projected)
-    ritz = basis @ (to_orthonormal @ vectors)
-    modes, factors = weighting.to_cartesian(ritz)
-    return SaddleCheck(to_wavenumber(values), modes[:, 0], float(values[0] / factors[0]), calls,
-                       threshold)
+    coefficients = to_orthonormal @ vectors
+    ritz = basis @ coefficients
+    return values, ritz, images @ coefficients - ritz * values

@@ -122,3 +122,16 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path):
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr == f"gprdimer: error: {tmp_path / 'nothing.xyz'}: no such file\n"
+
+
+def test_batch_stride_takes_every_kth_system_by_name():
+    from argparse import Namespace
+
+    from gprdimer.cli import _select
+
+    systems = [(name, None, 0, 1) for name in ("singlets/001", "doublets/000", "singlets/000",
+                                               "doublets/001", "doublets/002")]
+    args = Namespace(only=None, stride=2, smallest=None, limit=None, set="set")
+    # by name: doublets/000, 001, 002, singlets/000, 001 -> the first, third and fifth
+    assert [s[0] for s in _select(systems, args)] == ["singlets/001", "doublets/000",
+                                                      "doublets/002"]

@@ -111,6 +111,14 @@ def test_only_systems_every_method_has_run_are_compared(tmp_path):
     assert "left out: 1 sella rows on hf/3-21g" in (tmp_path / "out" / "report.md").read_text()
 
 
+def test_stride_keeps_every_kth_system_by_name(db, tmp_path):
+    assert main(["report", str(db), "--stride", "2", "--out", str(tmp_path / "out")]) == 0
+    with open(tmp_path / "out" / "summary.csv") as handle:
+        summary = list(csv.DictReader(handle))
+    # doublets/000, singlets/000, singlets/001 by name: the first and the third
+    assert {int(r["systems"]) for r in summary} == {2}
+
+
 def test_successes_by_start_are_cumulative():
     table = rows()
     for row, starts in zip((r for r in table if r["method"] == "gprd"), (1, 3, 2)):

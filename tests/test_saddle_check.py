@@ -133,6 +133,25 @@ def test_the_check_measures_the_modes_the_model_cannot_rule_out():
     assert "2 imaginary modes" in check.verdict()
 
 
+def test_a_mode_the_model_has_turned_is_followed_by_its_residual():
+    """The model knows the soft direction, but the true second negative mode is turned 40° out
+    of it: on the model's subspace it would look positive (one imaginary mode); the residual of
+    that Ritz pair leads to the missing part, and the check finds both."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    turn = np.deg2rad(40.0)
+    rotation = np.array([[1, 0, 0], [0, np.cos(turn), -np.sin(turn)],
+                         [0, np.sin(turn), np.cos(turn)]])
+    true = rotation @ np.diag([-0.5, -0.3, 2.0]) @ rotation.T
+    model = np.diag([-0.5, 0.02, 2.0])
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
+                           lambda dx: true @ dx, step)
+    assert check.calls == 2 and check.n_imaginary == 2
+    assert check.wavenumbers[:2] == pytest.approx(to_wavenumber(np.array([-0.5, -0.3]) / 1.008),
+                                                  rel=1e-6)
+
+
 def test_ritz_values_of_a_full_subspace_are_the_harmonic_frequencies():
     """With every direction probed the check's values are the full analysis's, rigid motions
     and mass weighting included (a free bent triatomic, no fixed atoms)."""
