@@ -2,11 +2,11 @@
 
 For a rerun of the same tasks with one setting changed (a copy of the database with that
 method's rows deleted, then `gprdimer batch` again), it prints, over the systems both databases
-hold, the converged count, median calls and GP seconds of each, the stop reasons of the failures,
+hold, the verified successes, median calls and GP seconds of each, the stop reasons of the failures,
 and every system whose outcome changed.
 
-    python benchmarks/compare_runs.py data/results/ratio_at_limit/xtb100_r23.db \
-        data/results/ratio_at_limit/xtb100_r08.db [--method gprd]
+    python benchmarks/compare_runs.py before.db \
+        after.db [--method gprd]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections import Counter
 
 from gprdimer.batch.store import read_rows
 from gprdimer.report import summary_table
+from gprdimer.verify import is_verified_success
 
 
 def by_system(path, method):
@@ -23,9 +24,10 @@ def by_system(path, method):
 
 
 def summary(rows):
-    """Success and median cost (the report's summary table), and the failures' stop reasons."""
-    reasons = Counter(r["stop_reason"].split(":")[0] for r in rows if not r["converged"])
-    costs = "; ".join(f"{t['calc']}: {t['converged']}/{t['systems']} converged, median calls "
+    """Verified success and median cost (the report's summary table), and the stop reasons of
+    the rest."""
+    reasons = Counter(r["stop_reason"].split(":")[0] for r in rows if not is_verified_success(r))
+    costs = "; ".join(f"{t['calc']}: {t['verified']}/{t['systems']} verified, median calls "
                       f"{t['calls_median']:g}, median GP s {t['gp_s_median']:.2f}"
                       for t in summary_table(rows))
     return f"{costs}, failures {dict(sorted(reasons.items()))}"
@@ -43,7 +45,7 @@ def main(argv=None):
     print(f"  before: {summary([a[s] for s in common])}")
     print(f"  after:  {summary([b[s] for s in common])}")
     for s in common:
-        if a[s]["converged"] != b[s]["converged"]:
+        if is_verified_success(a[s]) != is_verified_success(b[s]):
             print(f"  {s}: {a[s]['stop_reason'][:45]} ({a[s]['calls']} calls) -> "
                   f"{b[s]['stop_reason'][:45]} ({b[s]['calls']} calls)")
 
