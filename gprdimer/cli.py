@@ -374,8 +374,8 @@ def _verify(args):
     threads = args.threads_per_worker or 1
     todo = [verification_task(row_id, row, positions, numbers, threads, args.threshold)
             for row_id, row, positions, numbers in store.to_verify(methods)]
-    for task in todo:
-        make_calculator(task["calc"])
+    for calc in {task["calc"] for task in todo}:  # an unknown name fails here, before any work
+        make_calculator(calc)
     print(f"gprdimer verify: {len(todo)} converged rows of {args.db} to verify", flush=True)
     if not todo:
         return 0

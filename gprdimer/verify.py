@@ -16,7 +16,7 @@ from ase import Atoms
 
 from .calculators.factory import make_calculator
 from .hessian import true_hessian
-from .vibrations import IMAGINARY_CM, harmonic_analysis
+from .vibrations import IMAGINARY_CM, count_imaginary, harmonic_analysis
 
 VERIFIED = "verified_imaginary"
 
@@ -46,9 +46,8 @@ def verify_task(task) -> dict:
         return {"id": task["id"], "pairs": {"verify_error": f"{type(exc).__name__}: {exc}",
                                             "verify_time": time.time() - t0}, "data": {}}
     wavenumbers = analysis.wavenumbers
-    n = int((wavenumbers < -task["threshold"]).sum())
     return {"id": task["id"],
-            "pairs": {VERIFIED: n, "verified_lowest_cm": float(wavenumbers[0]),
+            "pairs": {VERIFIED: count_imaginary(wavenumbers, task["threshold"]), "verified_lowest_cm": float(wavenumbers[0]),
                       "verify_calls": int(calls), "verify_time": time.time() - t0},
             "data": {"verified_frequencies": wavenumbers}}
 

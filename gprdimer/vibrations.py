@@ -47,8 +47,7 @@ class MassWeighting:
     def __init__(self, atoms, positions=None, fixed=None):
         mask = fixed_mask(len(atoms), fixed)
         positions = atoms.positions if positions is None else np.asarray(positions, dtype=float)
-        self.moving = ~mask
-        self.sqrt_mass = np.repeat(np.sqrt(atoms.get_masses()[self.moving]), 3)
+        self.sqrt_mass = np.repeat(np.sqrt(atoms.get_masses()[~mask]), 3)
         rigid = np.asarray(_core.rigid_motions(atoms.get_chemical_symbols(), list(mask),
                                                atoms.cell.array, list(atoms.pbc),
                                                np.ascontiguousarray(positions)))
@@ -90,10 +89,6 @@ class Frequencies:
     wavenumbers: np.ndarray
     modes: np.ndarray
     curvatures: np.ndarray
-
-    @property
-    def n_imaginary(self) -> int:
-        return count_imaginary(self.wavenumbers)
 
 
 def harmonic_analysis(hessian, atoms, positions=None, fixed=None) -> Frequencies:
