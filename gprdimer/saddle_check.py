@@ -12,7 +12,8 @@ true forces:
   (the dimer's image) give the true mass-weighted Hessian on that subspace (Rayleigh-Ritz), and
   its eigenvalues are counted. Where a soft Ritz pair's residual says the subspace misses part
   of its mode, the check measures along the residual as well (Lanczos steps on true forces)
-  until the soft pairs settle. Directions the model puts well above zero are not probed.
+  until the soft pairs settle. Beyond the softest mode the check always measures, directions
+  the model puts well above zero are not probed.
 - `hessian_check` (`verify='hessian'`): the same count on a full true Hessian.
 """
 
@@ -29,6 +30,10 @@ from .vibrations import (IMAGINARY_CM, WAVENUMBER, MassWeighting, count_imaginar
 # a true force call: the GP's curvature on directions its data barely cover is uncertain by tens
 # of cm⁻¹, so the ones near the threshold must be measured, not believed.
 PROBE_BELOW = 2.0
+# However stiff the model says the rest is, this many of its softest modes outside the span
+# already measured get a true call: a GP trained along a search path can swap modes, and has
+# called a true 244i cm⁻¹ mode 347 cm⁻¹ while the dimer sat on a 77i one.
+ALWAYS_PROBE = 1
 # At most this many true calls per check.
 MAX_PROBES = 6
 # A Ritz pair whose residual |K s - μ s| exceeds this share of the threshold's eigenvalue, and
@@ -116,7 +121,7 @@ def subspace_check(weighting: MassWeighting, g0, model_hessian, probes, gradient
     values, vectors = np.linalg.eigh(weighting.weigh(model_hessian))
     calls = 0
     for i in range(len(values)):
-        if calls == MAX_PROBES or (i > 0 and to_wavenumber(values[i]) >= soft):
+        if calls == MAX_PROBES or (calls >= ALWAYS_PROBE and to_wavenumber(values[i]) >= soft):
             break
         calls += probe(vectors[:, i])
     tolerance = RESIDUAL * (threshold / WAVENUMBER) ** 2

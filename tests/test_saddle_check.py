@@ -108,7 +108,23 @@ def test_the_dimer_curvature_alone_would_have_taken_a_flat_direction():
     assert check.n_imaginary == 0 and not check.first_order
     assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-1e-4 / 1.008), rel=1e-6)
     assert check.verdict().startswith("not a first-order saddle: 0 imaginary modes")
-    assert calls == []  # the model's other modes are stiff: nothing more to measure
+    # the softest mode beyond the dimer's is measured whatever the model says; nothing more
+    assert len(calls) == 1 and abs(calls[0][0]) < 1e-12
+
+
+def test_the_softest_mode_beyond_the_dimer_is_measured_even_where_the_model_calls_it_stiff():
+    """A GP trained along a search path can swap modes (xTB singlets/059: the dimer on a 77i
+    cm⁻¹ mode, the true 244i one at 347 cm⁻¹ in the model): the one always-measured mode
+    shows the second-order saddle."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    true = np.diag([-0.05, -0.5, 2.0])
+    model = np.diag([-0.05, 1.0, 2.0])
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
+                           lambda dx: true @ dx, step)
+    assert check.calls == 1 and check.n_imaginary == 2
+    assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-0.5 / 1.008), rel=1e-6)
 
 
 def test_the_check_measures_the_modes_the_model_cannot_rule_out():
