@@ -8,7 +8,7 @@
 
 from .errors import GPError, InputError, SCFConvergenceError
 from .gp import GaussianProcess
-from .optimize import Dimer, GPRDimer, SearchResult
+from .search import Dimer, GPRDimer, SearchResult
 
 __version__ = "0.1.0"
 __all__ = ["Dimer", "GaussianProcess", "GPError", "GPRDimer", "InputError", "SCFConvergenceError",

@@ -208,6 +208,7 @@ def _search(args):
                      "mode": str(args.mode), "threads": args.threads, "params": params},
         "versions": software_versions(args.method, args.calc),
         **dataclasses.asdict(result),
+        "stop": result.stop.value, "stop_reason": result.stop_reason,
     }
     summary.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
     _print_summary(result, trajectory, summary)

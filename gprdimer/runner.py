@@ -16,7 +16,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from .errors import InputError
-from .optimize import Dimer, GPRDimer, SearchResult, check_run_settings
+from .modes import SEED
+from .search import Dimer, GPRDimer, SearchResult, StopReason
+from .search.settings import check_run_settings
 
 METHODS = ("gprd", "dimer", "sella")
 # Outer iterations at most: the published GPR-dimer and dimer runs stopped at 300, Sella's at 200.
@@ -73,9 +75,14 @@ def _check_keywords(method, params):
         return {}
     if not isinstance(params, dict):
         raise InputError(f"params must map keywords to values, got {type(params).__name__}")
-    signature = inspect.signature(_search_class(method).__init__)
-    known = {name for name, p in signature.parameters.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - set(_RUNNER_KEYWORDS)
+    cls = _search_class(method)
+    if method == "sella":
+        signature = inspect.signature(cls.__init__)
+        known = {name for name, p in signature.parameters.items()
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    else:
+        known = set(cls.settings_class.keywords())
+    known -= set(_RUNNER_KEYWORDS)
     for name in sorted(params):
         if name in _RUNNER_KEYWORDS:
             raise InputError(f"params: {name!r} is set by the search itself, not through params")
@@ -100,7 +107,7 @@ def steps_for(method, steps=None):
     return DEFAULT_STEPS[method] if steps is None else steps
 
 
-def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, seed=706253457,
+def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, seed=SEED,
                trajectory=None, logfile=None, params=None) -> SearchResult:
     """Runs one search from `atoms` (calculator attached); returns its SearchResult.
 
@@ -141,10 +148,10 @@ def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
         result.force_norm = float(np.linalg.norm(forces))
         result.curvature = curvature
         result.converged = converged and result.fmax < fmax and not curvature >= 0
-        result.stop_reason = "converged" if result.converged else (
-            "positive curvature" if converged else "max iterations")
+        result.end(StopReason.CONVERGED if result.converged else (
+            StopReason.POSITIVE_CURVATURE if converged else StopReason.MAX_ITERATIONS))
     except Exception as exc:  # a calculator fault inside Sella ends the search, as for ours
-        result.stop_reason = f"calculator failure: {type(exc).__name__}: {exc}"
+        result.end(StopReason.CALCULATOR_FAILURE, f"{type(exc).__name__}: {exc}")
     finally:
         result.calls = counter.calls
         result.wall_time = time.time() - t0

@@ -71,10 +71,10 @@ class SaddleCheck:
         return self.n_imaginary == 1
 
     def verdict(self) -> str:
-        """The stop reason of a search that ends at this point without a saddle."""
+        """What it found, as the detail of a search's stop there ('not a first-order saddle')."""
         source = "true Hessian" if self.frequencies is not None else "saddle check"
         n = self.n_imaginary
-        return (f"not a first-order saddle: {n} imaginary mode{'s' if n != 1 else ''} "
+        return (f"{n} imaginary mode{'s' if n != 1 else ''} "
                 f"(lowest {self.wavenumbers[0]:.0f} cm⁻¹, {source})")
 
 

@@ -23,6 +23,7 @@ from ase.io import write
 from gprdimer.batch import (Progress, Store, connect, failed_row, make_cluster, make_task,
                             read_rows, run_batch, run_task)
 from gprdimer.batch.tasks import task_seed
+from gprdimer.search import StopReason
 from gprdimer.cli import build_parser, main
 from gprdimer.errors import InputError
 
@@ -101,7 +102,7 @@ def test_task_error_becomes_a_failed_row():
 def test_task_that_runs_too_long_is_stopped():
     # Starting the child interpreter alone takes longer than this.
     row = run_task(emt_task(timeout=0.2))
-    assert row["converged"] is False and row["stop_reason"] == "timeout after 0.2 s"
+    assert row["converged"] is False and row["stop"] == "timeout" and row["stop_reason"] == "timeout: after 0.2 s"
 
 
 def test_task_with_timeout_runs_in_a_child():
@@ -135,7 +136,7 @@ def test_a_search_process_ends_when_its_worker_is_killed(tmp_path):
 
 def test_store_writes_each_task_once(tmp_path):
     store = Store(tmp_path / "r.db")
-    row = failed_row(emt_task(), "error: test")
+    row = failed_row(emt_task(), StopReason.ERROR, "test")
     assert store.write(row) is True
     assert store.write(row) is False
     assert store.done_keys() == {"NH3|dimer|emt"}
@@ -144,7 +145,7 @@ def test_store_writes_each_task_once(tmp_path):
 
 def test_a_failed_write_leaves_no_partial_row(tmp_path, monkeypatch):
     store = Store(tmp_path / "r.db")
-    store.write(failed_row(emt_task("NH3"), "error: test"))
+    store.write(failed_row(emt_task("NH3"), StopReason.ERROR, "test"))
     original = store._db.write
 
     def write_then_fail(*args, **kwargs):
@@ -153,7 +154,7 @@ def test_a_failed_write_leaves_no_partial_row(tmp_path, monkeypatch):
 
     monkeypatch.setattr(store._db, "write", write_then_fail)
     with pytest.raises(OSError, match=r"r\.db: could not record task 'CH4\|dimer\|emt'.*full"):
-        store.write(failed_row(emt_task("CH4"), "error: test"))
+        store.write(failed_row(emt_task("CH4"), StopReason.ERROR, "test"))
     assert [r["task_key"] for r in read_rows(tmp_path / "r.db")] == ["NH3|dimer|emt"]
 
 
@@ -204,7 +205,7 @@ def _write_all(path, rows, barrier, results):
 def test_two_runners_on_one_database_write_no_duplicates(tmp_path):
     path = tmp_path / "r.db"
     # Enough rows that interleaved check-then-insert without the lock would write some twice.
-    rows = [failed_row(emt_task(method=method, system=f"s{i:02d}"), "error: test")
+    rows = [failed_row(emt_task(method=method, system=f"s{i:02d}"), StopReason.ERROR, "test")
             for i in range(20) for method in ("gprd", "dimer", "sella")]
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(2), context.Queue()
@@ -295,7 +296,7 @@ def test_lost_worker_task_is_recorded_as_failed(tmp_path):
         counts = run_batch(client, [emt_task()], store, function=die)
     assert counts["failed"] == 1
     (row,) = read_rows(tmp_path / "r.db")
-    assert row["stop_reason"].startswith("worker lost 2 times")
+    assert row["stop"] == "error" and row["stop_reason"].startswith("error: worker lost 2 times")
 
 
 def test_progress_without_tqdm_prints_lines(monkeypatch, capsys):

@@ -19,7 +19,7 @@ from ase.calculators.morse import MorsePotential
 from ase.io import read
 from ase.optimize import BFGS
 
-import gprdimer.optimize
+import gprdimer.search.gpr_dimer
 from gprdimer import Dimer, GPRDimer
 from gprdimer.batch import Store, connect, make_cluster, make_task, read_rows, run_batch, run_task
 from gprdimer.errors import GPError, SCFConvergenceError
@@ -208,8 +208,8 @@ def test_near_duplicate_observations(tmp_path):
 
 def test_exact_duplicate_observations():
     opt = gprd_on_cluster(noise=1e-12)
-    add = opt._add
-    opt._add = lambda *args: [add(*args) for _ in range(3)]  # every observation three times
+    add = opt.model.add
+    opt.model.add = lambda *args: [add(*args) for _ in range(3)]  # every observation three times
     opt.run(fmax=FMAX, steps=30)
     check_result(opt.result, 7)
     assert opt.result.converged and opt.gp.n_observations == 3 * opt.result.calls
@@ -273,7 +273,7 @@ def test_gp_that_keeps_failing_stops_with_gp_failure():
 
 def nan_surrogate(monkeypatch, failures):
     """relax_on_surrogate returns NaN positions for its first `failures` calls."""
-    real = gprdimer.optimize._core.relax_on_surrogate
+    real = gprdimer.search.gpr_dimer._core.relax_on_surrogate
     count = {"n": 0}
 
     def relax(gp, x, tau, settings):
@@ -283,7 +283,7 @@ def nan_surrogate(monkeypatch, failures):
                                          stop="converged", iterations=1, curvature=math.nan)
         return real(gp, x, tau, settings)
 
-    monkeypatch.setattr(gprdimer.optimize._core, "relax_on_surrogate", relax)
+    monkeypatch.setattr(gprdimer.search.gpr_dimer._core, "relax_on_surrogate", relax)
 
 
 def test_nan_from_the_surrogate_search_is_retried(monkeypatch):
@@ -366,7 +366,7 @@ def test_start_on_a_flat_surface_is_never_a_saddle(method, mode):
     if method == "gprd":
         # the GP search cannot move: each start stops instead of repeating the same two calls
         assert result.stop_reason.startswith("stalled: the GP search returned the point")
-        assert result.starts == 2 + opt.fresh_starts and result.calls <= 2 * result.starts
+        assert result.starts == 2 + opt.settings.starts.fresh_starts and result.calls <= 2 * result.starts
 
 
 @pytest.mark.parametrize("second_order, convex_relax", [(False, "fresh"), ("fresh", False)])
@@ -382,10 +382,10 @@ def test_gprd_at_the_cu2_minimum_counts_only_real_calls(second_order, convex_rel
     if second_order:
         # the dimer starts stall at the minimum; P-RFO climbs its one mode, the stretch, which
         # has no maximum, until the energy guard ends the fresh start, and the next begins
-        assert opt.result.starts == 2 + opt.fresh_starts
+        assert opt.result.starts == 2 + opt.settings.starts.fresh_starts
         assert opt.result.stop_reason.startswith("energy rise")
     else:  # the fresh dimer starts relax into the minimum as well
-        assert opt.result.starts == 2 + opt.fresh_starts
+        assert opt.result.starts == 2 + opt.settings.starts.fresh_starts
         assert opt.result.stop_reason.startswith("stalled")
 
 

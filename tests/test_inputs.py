@@ -191,7 +191,7 @@ def counted_morse():
     (dict(params=dict(max_rotations=-1)), "max_rotations must be a finite number at least 0"),
     (dict(params=dict(trial_angle=0)), "trial_angle must be a finite number above 0"),
     (dict(params=dict(max_energy_rise=-1)), "max_energy_rise must be a number above 0, got -1"),
-    (dict(params=dict(rotation_method="newton")), "rotation_method must be 'lbfgs' or 'cg'"),
+    (dict(params=dict(rotation_method="newton")), "rotation_method must be one of 'lbfgs', 'cg'"),
     (dict(params=dict(max_stepp=0.1)), "params: 'max_stepp' is not a keyword of"),
     (dict(params=dict(mode="hessian")), "params: 'mode' is set by the search itself"),
     (dict(params=[("max_step", 0.1)]), "params must map keywords to values, got list"),
@@ -211,7 +211,7 @@ def test_impossible_search_settings_make_no_call(method, settings, message):
     (dict(noise=-1e-5), "noise must be a positive number"),
     (dict(training_subset=0), "training_subset must be at least 1"),
     (dict(training_tolerance=0), "training_tolerance must be a finite number above 0, got 0"),
-    (dict(trust="global"), "trust must be 'ratio', 'transport' or 'both'"),
+    (dict(trust="global"), "trust must be one of 'ratio', 'transport', 'both'"),
     (dict(max_variance=-1), "max_variance must be a finite number at least 0"),
 ])
 def test_impossible_gprd_settings_make_no_call(params, message):

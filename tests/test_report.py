@@ -7,6 +7,7 @@ from ase import Atoms
 
 from gprdimer.batch import Store, failed_row, make_task
 from gprdimer.cli import main
+from gprdimer.search import StopReason
 from gprdimer.report import (build_report, common_systems, same_saddle_table, starts_table,
                              summary_table)
 
@@ -39,7 +40,7 @@ def rows():
         for method, (converged, calls, wall, gp, energy) in methods.items():
             task = make_task(system, Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)]),
                              method=method, calc=CALC, multiplicity=1 if spin == "singlets" else 2)
-            row = failed_row(task, "converged" if converged else "max iterations")
+            row = failed_row(task, StopReason.CONVERGED if converged else StopReason.MAX_ITERATIONS)
             row.update(converged=converged, calls=calls, wall_time=wall, gp_time=gp,
                        saddle_energy=energy)
             if converged:  # what gprdimer verify adds: one imaginary mode
@@ -166,7 +167,7 @@ def test_energies_are_compared_only_at_the_published_level(db, reference, tmp_pa
     store = Store(db)
     task = make_task("singlets/000", Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)]),
                      method="gprd", calc="xtb")
-    row = failed_row(task, "converged")
+    row = failed_row(task, StopReason.CONVERGED)
     row.update(converged=True, calls=10, wall_time=1.0, gp_time=0.5, saddle_energy=-5.0,
                verified_imaginary=1)
     store.write(row)

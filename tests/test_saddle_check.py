@@ -107,7 +107,7 @@ def test_the_dimer_curvature_alone_would_have_taken_a_flat_direction():
                            gradient_at, step)
     assert check.n_imaginary == 0 and not check.first_order
     assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-1e-4 / 1.008), rel=1e-6)
-    assert check.verdict().startswith("not a first-order saddle: 0 imaginary modes")
+    assert check.verdict().startswith("0 imaginary modes")
     # the softest mode beyond the dimer's is measured whatever the model says; nothing more
     assert len(calls) == 1 and abs(calls[0][0]) < 1e-12
 

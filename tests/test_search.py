@@ -214,9 +214,9 @@ def restarted_search(tmp_path=None, **keywords):
 def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):
     opt, guess, images = restarted_search(tmp_path, fresh_starts=0)
     first, _, _ = restarted_search(fallback_mode=None, fresh_starts=0)
-    assert opt.fallback_mode == "hessian"
+    assert opt.plan[1].orientation == "hessian"
     assert first.result.stop_reason.startswith("no progress:")
-    assert opt.result.stop_reason.startswith("no progress (start 2):")
+    assert opt.result.stop_reason.startswith("no progress: start 2,")
     assert opt.result.starts == 2
     assert len(images) == opt.result.calls == opt.gp.n_observations
     # the random start is displaced from the guess; the second, Hessian-mode start is the guess
@@ -229,7 +229,7 @@ def test_a_fresh_start_after_the_second_is_an_independent_random_start(tmp_path)
     opt, guess, images = restarted_search(tmp_path, seed=11, fresh_starts=1)
     both, _, _ = restarted_search(seed=11, fresh_starts=0)
     assert opt.result.starts == 3
-    assert opt.result.stop_reason.startswith("no progress (start 3):")
+    assert opt.result.stop_reason.startswith("no progress: start 3,")
     assert len(images) == opt.result.calls
     # the third start begins at its own random displacement of the guess, on an empty GP that
     # holds only its own calls
@@ -250,7 +250,8 @@ def test_a_fresh_start_after_the_second_is_an_independent_random_start(tmp_path)
         GPRDimer(atoms, mode="random", logfile=None, fresh_starts=-1)
     with pytest.raises(InputError, match="convex_relax"):
         GPRDimer(atoms, mode="random", logfile=None, convex_relax="always")
-    assert GPRDimer(atoms, mode="random", logfile=None, convex_relax=True).inner.translation.convex_relax
+    assert all(start.convex_relax for start in
+               GPRDimer(atoms, mode="random", logfile=None, convex_relax=True).plan)
     with pytest.raises(InputError, match="second_order"):
         GPRDimer(atoms, mode="random", logfile=None, second_order="always")
 
@@ -288,8 +289,8 @@ def test_translation_at_positive_curvature(relax):
 def test_fallback_mode_other_is_the_mode_not_used_first():
     atoms, calc, mode = morse_cluster()
     atoms.calc = calc()
-    assert GPRDimer(atoms, mode="hessian", logfile=None).fallback_mode == "random"
-    assert GPRDimer(atoms, mode=mode, logfile=None).fallback_mode == "hessian"
+    assert GPRDimer(atoms, mode="hessian", logfile=None).plan[1].orientation == "random"
+    assert GPRDimer(atoms, mode=mode, logfile=None).plan[1].orientation == "hessian"
     with pytest.raises(InputError, match="fallback_mode"):
         GPRDimer(atoms, mode=mode, logfile=None, fallback_mode="lowest")
 

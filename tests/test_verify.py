@@ -10,6 +10,7 @@ from ase.optimize import BFGS
 from gprdimer import GPRDimer
 from gprdimer.batch import Store, failed_row, make_task, read_rows
 from gprdimer.cli import main
+from gprdimer.search import StopReason
 from gprdimer.report import summary_table
 
 pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
@@ -18,7 +19,7 @@ from gprdimer.calculators.xtb import XTBCalculator  # noqa: E402
 
 def row_at(name, atoms, converged, reason):
     task = make_task(name, atoms, method="gprd", calc="xtb")
-    row = failed_row(task, reason)
+    row = failed_row(task, StopReason(reason))
     row.update(converged=converged, calls=10, wall_time=1.0, gp_time=0.1,
                saddle_energy=-1.0, positions=atoms.positions.tolist())
     return row

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 
+from ..search import StopReason
 from .cluster import ALLOWED_FAILURES, connect, make_cluster
 from .store import Store, read_rows
 from .tasks import failed_row, make_task, run_task, task_key, task_seed
@@ -33,7 +34,10 @@ def run_batch(client, tasks, store, progress=None, function=run_task) -> dict:
         counts["converged" if ok else "failed"] += 1
         return ok
 
-    run_tasks(client, tasks, function, record, failed_row, progress)
+    def lost(task, reason):
+        return failed_row(task, StopReason.ERROR, reason)
+
+    run_tasks(client, tasks, function, record, lost, progress)
     return counts
 
 
@@ -83,7 +87,7 @@ def _result_of(future, task, lost):
     except KilledWorker:
         return lost(task, f"worker lost {ALLOWED_FAILURES + 1} times (killed or out of memory)")
     except Exception as exc:  # a task that could not even be unpickled or started
-        return lost(task, f"error: {type(exc).__name__}: {exc}")
+        return lost(task, f"{type(exc).__name__}: {exc}")
 
 
 def _running(client, pending):

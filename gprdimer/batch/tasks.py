@@ -29,6 +29,7 @@ from ase import Atoms
 from ..calculators.factory import make_calculator
 from ..modes import SEED
 from ..runner import run_search, steps_for
+from ..search import StopReason
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
@@ -97,13 +98,13 @@ def run_task(task: dict) -> dict:
         with thread_limit(task["threads"]):
             return _search(task)
     except Exception as exc:  # anything the search did not catch itself still becomes a row
-        return failed_row(task, f"error: {type(exc).__name__}: {exc}")
+        return failed_row(task, StopReason.ERROR, f"{type(exc).__name__}: {exc}")
 
 
-def failed_row(task: dict, reason: str) -> dict:
+def failed_row(task: dict, stop: StopReason, detail: str = "") -> dict:
     """The row of a task that ended without a search result (error, timeout, lost worker)."""
     row = _base_row(task)
-    row.update(converged=False, stop_reason=reason, calls=0, outer_iterations=0, starts=0,
+    row.update(converged=False, stop=stop.value, stop_reason=stop.text(detail), calls=0, outer_iterations=0, starts=0,
                check_calls=0,
                wall_time=math.nan, gp_time=math.nan, saddle_energy=math.nan,
                saddle_fmax=math.nan, force_norm=math.nan, curvature=math.nan,
@@ -154,7 +155,8 @@ def _search(task):
                         steps=task["steps"], seed=task["seed"], logfile=None,
                         params=task["params"])
     row = _base_row(task)
-    row.update(converged=bool(result.converged), stop_reason=result.stop_reason,
+    row.update(converged=bool(result.converged), stop=result.stop.value,
+               stop_reason=result.stop_reason,
                calls=int(result.calls), outer_iterations=int(result.outer_iterations),
                starts=int(result.starts), wall_time=float(result.wall_time),
                gp_time=float(result.gp_time),
@@ -231,13 +233,13 @@ def _run_with_timeout(task):
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
-            row = failed_row(task, f"timeout after {timeout:g} s")
+            row = failed_row(task, StopReason.TIMEOUT, f"after {timeout:g} s")
             row["wall_time"] = time.time() - start
             return row
         if child.returncode != 0 or not row_file.exists():
             lines = stderr.decode(errors="replace").strip().splitlines()
             detail = lines[-1] if lines else f"exit code {child.returncode}"
-            return failed_row(task, f"error: search process died: {detail}")
+            return failed_row(task, StopReason.ERROR, f"search process died: {detail}")
         return pickle.loads(row_file.read_bytes())
 
 
