@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'RotationMethod', 'RotationResult', 'RotationSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
+__all__: list[str] = ['GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
 class TrainingReport:
     @property
     def converged(self) -> bool:
@@ -34,8 +34,80 @@ class TrainingReport:
     @property
     def subset(self) -> list[int]:
         ...
+class PriorSettings:
+    variance_barrier: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def noise(self) -> float:
+        ...
+    @noise.setter
+    def noise(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def prior_dof(self) -> float:
+        ...
+    @prior_dof.setter
+    def prior_dof(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class SCGSettings:
+    def __init__(self) -> None:
+        ...
+    @property
+    def lambda_init(self) -> float:
+        ...
+    @lambda_init.setter
+    def lambda_init(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def lambda_limit(self) -> float:
+        ...
+    @lambda_limit.setter
+    def lambda_limit(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_iterations(self) -> int:
+        ...
+    @max_iterations.setter
+    def max_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol_func(self) -> float:
+        ...
+    @tol_func.setter
+    def tol_func(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def tol_sol(self) -> float:
+        ...
+    @tol_sol.setter
+    def tol_sol(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class GPSettings:
+    prior: PriorSettings
+    scg: SCGSettings
+    def __init__(self) -> None:
+        ...
+    @property
+    def latest(self) -> int:
+        ...
+    @latest.setter
+    def latest(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def retrain_tolerance(self) -> float:
+        ...
+    @retrain_tolerance.setter
+    def retrain_tolerance(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def training_subset(self) -> int:
+        ...
+    @training_subset.setter
+    def training_subset(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
 class GaussianProcess:
-    def __init__(self, symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], noise: typing.SupportsFloat | typing.SupportsIndex, prior_dof: typing.SupportsFloat | typing.SupportsIndex, variance_barrier: bool, training_subset: typing.SupportsInt | typing.SupportsIndex, latest: typing.SupportsInt | typing.SupportsIndex, max_iterations: typing.SupportsInt | typing.SupportsIndex, tol_sol: typing.SupportsFloat | typing.SupportsIndex, tol_func: typing.SupportsFloat | typing.SupportsIndex, lambda_init: typing.SupportsFloat | typing.SupportsIndex, lambda_limit: typing.SupportsFloat | typing.SupportsIndex, retrain_tolerance: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    def __init__(self, symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], settings: GPSettings) -> None:
         ...
     def add(self, positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], energy: typing.SupportsFloat | typing.SupportsIndex, forces: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> None:
         ...

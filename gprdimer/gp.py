@@ -6,27 +6,77 @@ torch implementation in `gprdimer.gp_torch` (optional extra `gprdimer[torch]`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from . import _core
 from .constraints import fixed_atoms, fixed_mask
 from .errors import GPError, InputError
+from .setting import HISTORY, check_fields, check_number, setting
+from .training_report import TrainingReport
 
-__all__ = ["GaussianProcess", "TrainingReport"]
+__all__ = ["GaussianProcess", "GPSettings", "TrainingReport"]
 
 
 @dataclass(frozen=True)
-class TrainingReport:
-    iterations: int
-    evaluations: int
-    converged: bool
-    failed: bool
-    reinitialised: bool
-    objective: float
-    subset: tuple[int, ...]
-    kept: bool = False
+class GPSettings:
+    """The GP model and its hyperparameter training (docs/model.md); the GPR-dimer's defaults."""
+
+    noise: float = setting(1e-5, "variance on every diagonal entry", paper="1e-5")
+    prior_dof: float = setting(28.0, "Student-t prior's degrees of freedom on the signal scale",
+                               paper=28)
+    variance_barrier: bool = setting(False, "log barrier keeping sigma_m² below 2",
+                                     "paper (OT-GP on)", "off")
+    training_subset: int | None = setting(15, "hyperparameters trained on at most this many "
+                                          "observations (None: all); all stay in the model",
+                                          f"bounds the training cost "
+                                          f"([round 3]({HISTORY}#round-3))", "all")
+    latest: int = setting(2, "the most recent observations always in that subset", "OT-GP", "—")
+    retrain_tolerance: float = setting(0.2, "keep the hyperparameters (and the extended factor) "
+                                       "when a training moves none by more than this, log scale "
+                                       "(0: always adopt)",
+                                       f"halved the GP time ([issue 6]({HISTORY}))", "—")
+    training_tolerance: float = setting(0.1, "a training (scaled conjugate gradient) ends at the "
+                                        "first step moving no log hyperparameter by more than this",
+                                        f"a seventh of the GP time of 0.01 "
+                                        f"([round 3]({HISTORY}#round-3))", 0.01)
+    training_iterations: int = setting(400, "scaled conjugate gradient steps per training at most",
+                                       paper=400)
+    objective_tolerance: float = setting(1e-4, "... or when the objective changes by less",
+                                         paper="1e-4")
+    lambda_init: float = setting(100.0, "SCG's initial scale", paper=100)
+    lambda_limit: float = setting(1e16, "SCG's largest scale", paper="1e16")
+
+    def __post_init__(self):
+        check_fields(self, positive=("noise", "training_tolerance", "training_iterations",
+                                     "objective_tolerance", "lambda_init", "lambda_limit"),
+                     non_negative=("prior_dof", "latest", "retrain_tolerance"))
+        if self.training_subset is not None:
+            check_number("training_subset", self.training_subset, low=1, strict=False)
+
+    def with_keywords(self, **keywords):
+        """These settings with some changed; InputError naming an unknown keyword."""
+        known = {f.name for f in fields(self)}
+        for name in sorted(keywords):
+            if name not in known:
+                raise InputError(f"unknown GP keyword {name!r}; known: {', '.join(sorted(known))}")
+        return replace(self, **keywords) if keywords else self
+
+    def to_core(self) -> _core.GPSettings:
+        s = _core.GPSettings()
+        s.prior.noise = float(self.noise)
+        s.prior.prior_dof = float(self.prior_dof)
+        s.prior.variance_barrier = bool(self.variance_barrier)
+        s.training_subset = int(self.training_subset or 0)
+        s.latest = int(self.latest)
+        s.retrain_tolerance = float(self.retrain_tolerance)
+        s.scg.max_iterations = int(self.training_iterations)
+        s.scg.tol_sol = float(self.training_tolerance)
+        s.scg.tol_func = float(self.objective_tolerance)
+        s.scg.lambda_init = float(self.lambda_init)
+        s.scg.lambda_limit = float(self.lambda_limit)
+        return s
 
 
 def _cell_and_pbc(cell, pbc):
@@ -47,48 +97,36 @@ class GaussianProcess:
     fixed : fixed atoms (boolean mask or indices); they enter the kernel as fixed reference points.
     cell, pbc : periodic cell (rows are lattice vectors) and periodic directions: distances then
         use the minimum image.
-    noise : variance added to every diagonal entry (energies and gradients).
-    prior_dof : degrees of freedom of the Student-t prior on the signal scale.
-    variance_barrier : keep sigma_m^2 below 2 with the log barrier of the OT-GP variant.
-    training_subset : train hyperparameters on at most this many observations (the `latest` most
-        recent plus farthest-point sampling); the model is then rebuilt on all of them.
-    max_iterations, tol_sol, tol_func, lambda_init, lambda_limit : scaled conjugate gradient.
-    retrain_tolerance : keep the previous hyperparameters, and the factor that `add` extended,
-        when a training moves no log hyperparameter by more than this (0: always adopt).
+    settings : a GPSettings; keywords change single fields of it (noise=..., training_subset=...).
     backend : 'cpp' (default) or 'gpytorch'.
     """
 
-    def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, noise=1e-5, prior_dof=28.0,
-                 variance_barrier=False, training_subset=None, latest=2, max_iterations=400,
-                 tol_sol=0.01, tol_func=1e-4, lambda_init=100.0, lambda_limit=1e16,
-                 retrain_tolerance=0.0, backend="cpp"):
+    def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, settings=None, backend="cpp",
+                 **keywords):
         self.symbols = [str(s) for s in symbols]
         self.n_atoms = len(self.symbols)
         if self.n_atoms < 2:
             raise InputError(f"a GP on inverse distances needs at least 2 atoms, got {self.n_atoms}")
         self.fixed = [bool(v) for v in fixed_mask(self.n_atoms, fixed)]
         cell, pbc = _cell_and_pbc(cell, pbc)
-        if noise <= 0 or not np.isfinite(noise):
-            raise InputError(f"noise must be a positive number, got {noise}")
-        if training_subset is not None and training_subset < 1:
-            raise InputError(f"training_subset must be at least 1, got {training_subset}")
+        self.settings = (settings or GPSettings()).with_keywords(**keywords)
         self.backend = backend
         if backend == "cpp":
             try:
-                self._impl = _core.GaussianProcess(
-                    self.symbols, self.fixed, cell, pbc, noise, prior_dof, variance_barrier,
-                    training_subset or 0, latest, max_iterations, tol_sol, tol_func, lambda_init,
-                    lambda_limit, retrain_tolerance)
+                self._impl = _core.GaussianProcess(self.symbols, self.fixed, cell, pbc,
+                                                   self.settings.to_core())
             except ValueError as exc:
                 raise InputError(str(exc)) from None
         elif backend == "gpytorch":
             from .gp_torch import TorchGaussianProcess
 
-            if training_subset is not None:
-                raise InputError("training_subset is implemented by the 'cpp' backend only")
+            s = self.settings
+            if s.training_subset is not None:
+                raise InputError("training_subset is implemented by the 'cpp' backend only: "
+                                 "pass training_subset=None with backend='gpytorch'")
             self._impl = TorchGaussianProcess(self.symbols, fixed=self.fixed, cell=cell, pbc=pbc,
-                                              noise=noise, prior_dof=prior_dof,
-                                              variance_barrier=variance_barrier)
+                                              noise=s.noise, prior_dof=s.prior_dof,
+                                              variance_barrier=s.variance_barrier)
         else:
             raise InputError(f"unknown backend {backend!r}: use 'cpp' or 'gpytorch'")
 

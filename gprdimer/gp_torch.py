@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from .errors import GPError
-from .gp import TrainingReport
+from .training_report import TrainingReport
 
 _INSTALL_HINT = (
     "the gpytorch backend needs torch and gpytorch: install torch 2.13.0 first "

@@ -208,8 +208,8 @@ def test_impossible_search_settings_make_no_call(method, settings, message):
     (dict(divisor=0), "divisor must be a finite number above 0, got 0"),  # was ZeroDivisionError
     (dict(max_inner_iterations=0), "max_inner_iterations must be a finite number above 0"),
     (dict(ratio_at_limit=1.5), "ratio_at_limit must be in (0, 1], got 1.5"),
-    (dict(noise=-1e-5), "noise must be a positive number"),
-    (dict(training_subset=0), "training_subset must be at least 1"),
+    (dict(noise=-1e-5), "noise must be a finite number above 0"),
+    (dict(training_subset=0), "training_subset must be a finite number at least 1"),
     (dict(training_tolerance=0), "training_tolerance must be a finite number above 0, got 0"),
     (dict(trust="global"), "trust must be one of 'ratio', 'transport', 'both'"),
     (dict(max_variance=-1), "max_variance must be a finite number at least 0"),

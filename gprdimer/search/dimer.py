@@ -14,15 +14,16 @@ from collections import deque
 import numpy as np
 
 from .. import _core
-from ..gp import GaussianProcess
+from ..gp import GaussianProcess, GPSettings
 from .outer_loop import SaddleSearch
 from .result import Stop, StopReason
 from .settings import DimerSettings, parameter_table
 from .surrogate_model import NUMERICAL_ERRORS
 
-# The plain dimer's curvature model: a GP on its latest evaluations, trained on a subset of them.
+# The plain dimer's curvature model: a GP on its latest evaluations, trained once, to the SCG's
+# own tolerance, on a subset of them.
 CHECK_OBSERVATIONS = 20
-CHECK_TRAINING_SUBSET = 15
+CHECK_GP = GPSettings(training_subset=15, training_tolerance=0.01, retrain_tolerance=0.0)
 
 
 class Dimer(SaddleSearch):
@@ -46,7 +47,7 @@ class Dimer(SaddleSearch):
         self._recent.append((np.array(positions), energy, np.array(forces)))
 
     def _curvature_model(self, x):
-        gp = GaussianProcess.from_atoms(self.atoms, training_subset=CHECK_TRAINING_SUBSET)
+        gp = GaussianProcess.from_atoms(self.atoms, settings=CHECK_GP)
         try:
             for observation in self._recent:
                 gp.add(*observation)

@@ -55,7 +55,7 @@ class GPRDimer(SaddleSearch):
         self._initial_rotation = settings.initial_rotation_to_core()
 
     def _new_model(self):
-        return SurrogateModel(self.atoms, self.settings.gp.gp_keywords(), self.result,
+        return SurrogateModel(self.atoms, self.settings.gp, self.result,
                               self._add_note)
 
     @property
@@ -168,7 +168,7 @@ class GPRDimer(SaddleSearch):
         if self._untrained > 0:
             self._untrained -= 1
         else:
-            self._untrained = self.settings.gp.skip_after_kept if self.model.train().kept else 0
+            self._untrained = self.settings.inner.skip_after_kept if self.model.train().kept else 0
         s, c = self.inner, self.coords
         start_x, start_tau, start_fmax = self._latest_converged or self._initial
         # The paper scales the GP tolerance by the last true point alone. After a step that went

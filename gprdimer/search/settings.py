@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 
 from .. import _core
 from ..errors import InputError
+from ..gp import GPSettings
+from ..setting import HISTORY, check_choice, check_fields, check_number, setting
 from ..modes import MODE_CHOICES, SEED
 from ..vibrations import IMAGINARY_CM
 
@@ -21,30 +23,6 @@ VERIFY_CHOICES = (None, "hessian")
 ROTATION_METHODS = ("lbfgs", "cg")
 TRUST_CHOICES = ("ratio", "transport", "both")
 PER_START = (True, False, "fresh")  # a rule in every start, in none, or in the fresh starts
-
-
-def setting(default, what, why="paper", paper=None):
-    """A field with its documentation: what it does, and why this default (one line each)."""
-    return field(default=default, metadata={"what": what, "why": why, "paper": paper})
-
-
-def check_number(name, value, *, low=0.0, strict=True, finite=True):
-    """`value` as a float; InputError unless it is above `low` (at least `low` when not strict)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    above = v > low if strict else v >= low
-    if not above or math.isnan(v) or (finite and not math.isfinite(v)):
-        bound = f"{'above' if strict else 'at least'} {low:g}"
-        raise InputError(f"{name} must be {'a finite number' if finite else 'a number'} {bound}, "
-                         f"got {value!r}")
-    return v
-
-
-def check_choice(name, value, choices):
-    if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
-        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def check_run_settings(fmax, steps):
@@ -61,16 +39,6 @@ def check_run_settings(fmax, steps):
         raise InputError(f"steps must be a whole number, got {steps!r}") from None
     if too_few:
         raise InputError(f"steps must be at least 1, got {steps}")
-
-
-def _check_fields(group, positive=(), non_negative=()):
-    for name in positive:
-        check_number(name, getattr(group, name))
-    for name in non_negative:
-        check_number(name, getattr(group, name), strict=False)
-
-
-HISTORY = "history.md"
 
 
 @dataclass(frozen=True)
@@ -96,7 +64,7 @@ class SearchSettings:
     def __post_init__(self):
         check_choice("metric", self.metric, METRICS)
         check_choice("verify", self.verify, VERIFY_CHOICES)
-        _check_fields(self, positive=("separation", "imaginary_threshold"))
+        check_fields(self, positive=("separation", "imaginary_threshold"))
         check_number("max_energy_rise", self.max_energy_rise, finite=False)
 
 
@@ -113,7 +81,7 @@ class RotationSettings:
 
     def __post_init__(self):
         check_choice("rotation_method", self.rotation_method, ROTATION_METHODS)
-        _check_fields(self, positive=("trial_angle",),
+        check_fields(self, positive=("trial_angle",),
                       non_negative=("max_rotations", "rotation_angle"))
 
     def to_core(self, separation, core=None) -> _core.RotationSettings:
@@ -145,7 +113,7 @@ class TranslationSettings:
                                  f"paper; 0.05 not better ([round 6]({HISTORY}#round-6))", 0.1)
 
     def __post_init__(self):
-        _check_fields(self, positive=("max_step", "convex_step"))
+        check_fields(self, positive=("max_step", "convex_step"))
 
     def to_core(self, core=None) -> _core.TranslationSettings:
         t = core or _core.TranslationSettings()
@@ -190,7 +158,7 @@ class TrustSettings:
 
 @dataclass(frozen=True)
 class InnerSettings:
-    """The GPR-dimer's inner loop on the GP."""
+    """Each outer iteration's work on the GP: its training schedule and the inner loop."""
 
     max_inner_iterations: int = setting(200, "GP steps per outer iteration", paper=200)
     divisor: float = setting(10.0, "the inner loop stops at max(min(last, start true fmax) / "
@@ -202,50 +170,19 @@ class InnerSettings:
                                        "force instead of the uphill step: True, False, 'fresh'",
                                        f"settles in minima ([round 5]({HISTORY}#round-5))",
                                        "False")
+    skip_after_kept: int = setting(2, "outer iterations without training after a training that "
+                                   "kept the hyperparameters", f"wall time on xTB "
+                                   f"([rounds 5, 7]({HISTORY}#round-7))", "—")
     second_order: bool | str = setting("fresh", "P-RFO steps on the GP Hessian instead of the "
                                        "dimer: True, False, or 'fresh' (the fresh starts)",
                                        f"converted 16 of 20 fresh-start failures "
                                        f"([round 7]({HISTORY}#round-7))", "—")
 
     def __post_init__(self):
-        _check_fields(self, positive=("max_inner_iterations", "divisor"),
-                      non_negative=("max_variance",))
+        check_fields(self, positive=("max_inner_iterations", "divisor"),
+                      non_negative=("max_variance", "skip_after_kept"))
         check_choice("convex_relax", self.convex_relax, PER_START)
         check_choice("second_order", self.second_order, PER_START)
-
-
-@dataclass(frozen=True)
-class GPSettings:
-    """The GP model and its hyperparameter training (docs/model.md)."""
-
-    noise: float = setting(1e-5, "variance on every diagonal entry", paper="1e-5")
-    prior_dof: float = setting(28.0, "Student-t prior's degrees of freedom on the signal scale",
-                               paper=28)
-    variance_barrier: bool = setting(False, "log barrier keeping sigma_m² below 2",
-                                     "paper (OT-GP on)", "off")
-    training_subset: int = setting(15, "hyperparameters trained on at most this many "
-                                   "observations; all stay in the model",
-                                   f"bounds the training cost ([round 3]({HISTORY}#round-3))",
-                                   "all")
-    retrain_tolerance: float = setting(0.2, "keep the hyperparameters (and the extended factor) "
-                                       "when a training moves none by more than this, log scale",
-                                       f"halved the GP time ([issue 6]({HISTORY}))", "—")
-    training_tolerance: float = setting(0.1, "a training ends at the first step moving no log "
-                                        "hyperparameter by more than this",
-                                        f"a seventh of the GP time of 0.01 "
-                                        f"([round 3]({HISTORY}#round-3))", 0.01)
-    skip_after_kept: int = setting(2, "outer iterations without training after a training that "
-                                   "kept the hyperparameters", f"wall time on xTB "
-                                   f"([rounds 5, 7]({HISTORY}#round-7))", "—")
-
-    def __post_init__(self):
-        _check_fields(self, positive=("training_tolerance",), non_negative=("skip_after_kept",))
-
-    def gp_keywords(self) -> dict:
-        """Keywords of `GaussianProcess`, which checks the model's own values."""
-        return dict(noise=self.noise, prior_dof=self.prior_dof,
-                    variance_barrier=self.variance_barrier, training_subset=self.training_subset,
-                    retrain_tolerance=self.retrain_tolerance, tol_sol=self.training_tolerance)
 
 
 @dataclass(frozen=True)
@@ -269,7 +206,7 @@ class StartSettings:
                                 "—")
 
     def __post_init__(self):
-        _check_fields(self, non_negative=("initial_rotations", "initial_angle", "patience",
+        check_fields(self, non_negative=("initial_rotations", "initial_angle", "patience",
                                           "fresh_starts"))
         if self.fallback_mode != "other" and self.fallback_mode is not None:
             check_choice("fallback_mode", self.fallback_mode, MODE_CHOICES)

@@ -16,10 +16,11 @@ NUMERICAL_ERRORS = (GPError, InputError, ValueError, RuntimeError, ArithmeticErr
 
 
 class SurrogateModel:
-    """A GaussianProcess for one search; `note(text)` tells the log of a reset."""
+    """A GaussianProcess (GPSettings `settings`) for one search; `note(text)` tells the log of a
+    reset."""
 
-    def __init__(self, atoms, gp_keywords, result, note):
-        self.gp = GaussianProcess.from_atoms(atoms, **gp_keywords)
+    def __init__(self, atoms, settings, result, note):
+        self.gp = GaussianProcess.from_atoms(atoms, settings=settings)
         self._result = result
         self._note = note
 

@@ -32,30 +32,37 @@ void register_gp(py::module_& m) {
       .def_readonly("kept", &TrainingReport::kept)
       .def_readonly("subset", &TrainingReport::subset);
 
+  py::class_<PriorSettings>(m, "PriorSettings")
+      .def(py::init<>())
+      .def_readwrite("noise", &PriorSettings::noise)
+      .def_readwrite("prior_dof", &PriorSettings::prior_dof)
+      .def_readwrite("variance_barrier", &PriorSettings::variance_barrier);
+
+  py::class_<SCGSettings>(m, "SCGSettings")
+      .def(py::init<>())
+      .def_readwrite("max_iterations", &SCGSettings::max_iterations)
+      .def_readwrite("tol_sol", &SCGSettings::tol_sol)
+      .def_readwrite("tol_func", &SCGSettings::tol_func)
+      .def_readwrite("lambda_init", &SCGSettings::lambda_init)
+      .def_readwrite("lambda_limit", &SCGSettings::lambda_limit);
+
+  py::class_<GPSettings>(m, "GPSettings")
+      .def(py::init<>())
+      .def_readwrite("prior", &GPSettings::prior)
+      .def_readwrite("scg", &GPSettings::scg)
+      .def_readwrite("training_subset", &GPSettings::training_subset)
+      .def_readwrite("latest", &GPSettings::latest)
+      .def_readwrite("retrain_tolerance", &GPSettings::retrain_tolerance);
+
   py::class_<GaussianProcess>(m, "GaussianProcess")
       .def(py::init([](std::vector<std::string> symbols, std::vector<bool> fixed,
-                       const Eigen::Matrix3d& cell, std::array<bool, 3> pbc, double noise,
-                       double prior_dof, bool variance_barrier, int training_subset, int latest,
-                       int max_iterations, double tol_sol, double tol_func, double lambda_init,
-                       double lambda_limit, double retrain_tolerance) {
-             GPSettings s;
-             s.prior.noise = noise;
-             s.prior.prior_dof = prior_dof;
-             s.prior.variance_barrier = variance_barrier;
-             s.training_subset = training_subset;
-             s.latest = latest;
-             s.scg.max_iterations = max_iterations;
-             s.scg.tol_sol = tol_sol;
-             s.scg.tol_func = tol_func;
-             s.scg.lambda_init = lambda_init;
-             s.scg.lambda_limit = lambda_limit;
-             s.retrain_tolerance = retrain_tolerance;
-             return GaussianProcess(make_geometry(std::move(symbols), std::move(fixed), cell, pbc), s);
+                       const Eigen::Matrix3d& cell, std::array<bool, 3> pbc,
+                       const GPSettings& settings) {
+             return GaussianProcess(make_geometry(std::move(symbols), std::move(fixed), cell, pbc),
+                                    settings);
            }),
-           py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"), py::arg("noise"),
-           py::arg("prior_dof"), py::arg("variance_barrier"), py::arg("training_subset"),
-           py::arg("latest"), py::arg("max_iterations"), py::arg("tol_sol"), py::arg("tol_func"),
-           py::arg("lambda_init"), py::arg("lambda_limit"), py::arg("retrain_tolerance"))
+           py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"),
+           py::arg("settings"))
       .def("add", &GaussianProcess::add, py::arg("positions"), py::arg("energy"), py::arg("forces"),
            py::call_guard<py::gil_scoped_release>())
       .def("train", &GaussianProcess::train, py::call_guard<py::gil_scoped_release>())
