@@ -31,16 +31,16 @@ class GPSettings:
     training_subset: int | None = setting(15, "hyperparameters trained on at most this many "
                                           "observations (None: all); all stay in the model",
                                           f"bounds the training cost "
-                                          f"([round 3]({HISTORY}#round-3))", "all")
+                                          f"([history]({HISTORY}#training_subset))", "all")
     latest: int = setting(2, "the most recent observations always in that subset", "OT-GP", "—")
     retrain_tolerance: float = setting(0.2, "keep the hyperparameters (and the extended factor) "
                                        "when a training moves none by more than this, log scale "
                                        "(0: always adopt)",
-                                       f"halved the GP time ([issue 6]({HISTORY}))", "—")
+                                       f"halved the GP time ([history]({HISTORY}#retrain_tolerance))", "—")
     training_tolerance: float = setting(0.1, "a training (scaled conjugate gradient) ends at the "
                                         "first step moving no log hyperparameter by more than this",
                                         f"a seventh of the GP time of 0.01 "
-                                        f"([round 3]({HISTORY}#round-3))", 0.01)
+                                        f"([history]({HISTORY}#training_tolerance))", 0.01)
     training_iterations: int = setting(400, "scaled conjugate gradient steps per training at most",
                                        paper=400)
     objective_tolerance: float = setting(1e-4, "... or when the objective changes by less",
