@@ -117,3 +117,19 @@ def read_mode(path, n_atoms: int) -> np.ndarray:
     if not np.any(v):
         raise InputError(f"{path}: the mode is all zeros")
     return v.reshape(n_atoms, 3)
+
+
+def check_multiplicity(atoms, charge, multiplicity, where):
+    """The spin state must fit the electron count: 2S = multiplicity - 1 unpaired electrons,
+    as many as there are electrons at most and of the same parity."""
+    electrons = int(atoms.numbers.sum()) - int(charge)
+    if electrons < 0:
+        raise InputError(f"{where}: --charge {charge} removes more electrons than the "
+                         f"{int(atoms.numbers.sum())} the atoms have")
+    unpaired = multiplicity - 1
+    if multiplicity < 1 or unpaired > electrons or unpaired % 2 != electrons % 2:
+        parity = "odd" if electrons % 2 else "even"
+        raise InputError(f"{where}: multiplicity {multiplicity} is impossible with {electrons} "
+                         f"electrons (charge {charge}); an {parity} electron count needs an "
+                         f"{'even' if electrons % 2 else 'odd'} multiplicity "
+                         f"≤ {electrons + 1}")

@@ -31,7 +31,7 @@ def verification_task(row_id, row, positions, numbers, threads=1, threshold=IMAG
 
 def verify_task(task) -> dict:
     """The key-value pairs and data a verified row gains: never raises."""
-    from .batch.tasks import thread_limit
+    from .provenance import thread_limit
 
     t0 = time.time()
     atoms = Atoms(numbers=task["numbers"], positions=task["positions"])

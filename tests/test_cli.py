@@ -127,7 +127,7 @@ def test_the_installed_command_reports_errors_without_a_traceback(tmp_path):
 def test_batch_stride_takes_every_kth_system_by_name():
     from argparse import Namespace
 
-    from gprdimer.cli import _select
+    from gprdimer.cli.batch_commands import _select
 
     systems = [(name, None, 0, 1) for name in ("singlets/001", "doublets/000", "singlets/000",
                                                "doublets/001", "doublets/002")]

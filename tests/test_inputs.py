@@ -18,7 +18,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.morse import MorsePotential
 from cli_support import WATER, run
 
-import gprdimer.cli
+import gprdimer.cli.search_command
 from gprdimer import Dimer, GPRDimer, InputError
 from gprdimer.inputs import read_mode, read_structure
 from gprdimer.runner import CountingCalculator, run_search
@@ -241,14 +241,14 @@ def test_dimer_memory_must_be_positive():
 ])
 def test_impossible_command_line_settings_make_no_call(tmp_path, capsys, monkeypatch, argv, message):
     made = []
-    real = gprdimer.cli.make_calculator
+    real = gprdimer.cli.search_command.make_calculator
 
     def counted(spec, *args, **kwargs):
         real(spec, *args, **kwargs)  # raises for a name it does not know
         made.append(CountingCalculator(EMT()))
         return made[-1]
 
-    monkeypatch.setattr(gprdimer.cli, "make_calculator", counted)
+    monkeypatch.setattr(gprdimer.cli.search_command, "make_calculator", counted)
     guess = tmp_path / "water.xyz"
     guess.write_text(WATER)
     assert run(["search", guess, "--calc", "emt", *argv]) == 2

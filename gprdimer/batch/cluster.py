@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-from .tasks import THREAD_VARIABLES
+from ..provenance import THREAD_VARIABLES
 
 KINDS = ("local", "slurm", "pbs")
 # A worker that dies (killed, out of memory) twice on one task is not given it a third time; the

@@ -11,16 +11,12 @@ import json
 import math
 import os
 import pickle
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zlib
-from contextlib import contextmanager
-from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +24,10 @@ from ase import Atoms
 
 from ..calculators.factory import make_calculator
 from ..modes import SEED
+from ..provenance import THREAD_VARIABLES, processor, software_versions, thread_limit
 from ..runner import run_search, steps_for
 from ..search import StopReason
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 SPIN_NAMES = {1: "singlets", 2: "doublets"}  # the names the 500-reaction set and its CSVs use
 # Rows keep these as arrays (the store puts them on the Atoms or in data=, not in key-value pairs).
 ARRAY_FIELDS = ("numbers", "positions", "forces", "mode", "initial_positions", "frequencies")
@@ -69,26 +65,6 @@ def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.0
     }
 
 
-def software_versions(method: str, calc: str) -> dict:
-    """Versions of the packages that shaped a result: ours, ASE, and the method's and
-    calculator's own."""
-    names = ["gprdimer", "ase", "numpy"]
-    spec = calc.lower()
-    if "/" in spec:
-        names.append("pyscf")
-    elif "xtb" in spec:
-        names.append("tblite")
-    if method == "sella":
-        names.append("sella")
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def run_task(task: dict) -> dict:
     """The result row of one task; with task['timeout'] the search runs in a child process that
     is killed when the time is up."""
@@ -110,27 +86,6 @@ def failed_row(task: dict, stop: StopReason, detail: str = "") -> dict:
                saddle_fmax=math.nan, force_norm=math.nan, curvature=math.nan,
                positions=task["positions"], forces=None, mode=None)
     return row
-
-
-@lru_cache(maxsize=1)
-def processor() -> str:
-    """The CPU model and its widest vector extension. The core is compiled for the machine that
-    builds it (-march=native) and BLAS picks kernels by CPU, so the same search can round
-    differently on another processor and, being chaotic, end elsewhere; a row says where it ran."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:  # not Linux: the platform's own name
-        pass
-    vector = next((f for f in ("avx512f", "avx2", "avx", "neon", "asimd") if f in flags), "")
-    return f"{model} ({vector})" if vector else model
 
 
 def _base_row(task):
@@ -182,31 +137,6 @@ def _cached_forces(atoms, positions):
     except Exception:  # calculators without cached results (or a failed last call) have none
         return None
     return None if forces is None else np.asarray(forces).tolist()
-
-
-@contextmanager
-def thread_limit(threads):
-    """At most `threads` BLAS/OpenMP threads for the duration of one task.
-
-    Environment variables reach libraries loaded later and child processes; threadpoolctl
-    reaches the ones already loaded, whose thread pools ignore the environment by now.
-    """
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-        else:
-            with threadpool_limits(limits=int(threads)):
-                yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _run_with_timeout(task):
