@@ -427,7 +427,9 @@ def test_torch_training(gp_torch):
 
 
 def test_torch_import_error_names_the_extra(gp_torch, monkeypatch):
-    monkeypatch.setattr(gp_torch, "_backend", None)
+    import gprdimer.gp_torch_kernel
+
+    monkeypatch.setattr(gprdimer.gp_torch_kernel, "_backend", None)
     monkeypatch.setitem(sys.modules, "gpytorch", None)
     with pytest.raises(ImportError, match=r"pip install gprdimer\[torch\]"):
         gp_torch.TorchGaussianProcess(SYMBOLS)
