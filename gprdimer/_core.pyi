@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
+__all__: list[str] = ['CallbackSurrogate', 'GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
 class TrainingReport:
     @property
     def converged(self) -> bool:
@@ -332,6 +332,9 @@ class InnerResult:
     @property
     def tau(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
         ...
+class CallbackSurrogate:
+    def __init__(self, symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], configurations: collections.abc.Sequence[typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 3]"]], evaluate: collections.abc.Callable) -> None:
+        ...
 class Translator:
     def __init__(self, dims: typing.SupportsInt | typing.SupportsIndex, settings: TranslationSettings) -> None:
         ...
@@ -365,13 +368,21 @@ def nearest_transport_distance(gp: GaussianProcess, positions: typing.Annotated[
     ...
 def prfo_step(hessian: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], gradient: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], rigid: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], previous_mode: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> PrfoStep:
     ...
+@typing.overload
 def relax_on_surrogate(gp: GaussianProcess, start: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: InnerSettings) -> InnerResult:
+    ...
+@typing.overload
+def relax_on_surrogate(gp: CallbackSurrogate, start: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: InnerSettings) -> InnerResult:
     ...
 def rigid_motions(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     ...
 def rotate_dimer(surface: collections.abc.Callable[[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]], tuple], x0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g1: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"] | None, settings: RotationSettings) -> RotationResult:
     ...
+@typing.overload
 def rotate_on_surrogate(gp: GaussianProcess, midpoint: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: RotationSettings) -> RotationResult:
+    ...
+@typing.overload
+def rotate_on_surrogate(gp: CallbackSurrogate, midpoint: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: RotationSettings) -> RotationResult:
     ...
 def transport_distance(xa: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], xb: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], symbols: collections.abc.Sequence[str]) -> float:
     ...

@@ -13,10 +13,12 @@ import numpy as np
 from . import _core
 from .constraints import fixed_atoms, fixed_mask
 from .errors import GPError, InputError
-from .setting import HISTORY, check_fields, check_number, setting
+from .setting import HISTORY, check_choice, check_fields, check_number, setting
 from .training_report import TrainingReport
 
 __all__ = ["GaussianProcess", "GPSettings", "TrainingReport"]
+
+BACKENDS = ("cpp", "gpytorch")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class GPSettings:
                                          paper="1e-4")
     lambda_init: float = setting(100.0, "SCG's initial scale", paper=100)
     lambda_limit: float = setting(1e16, "SCG's largest scale", paper="1e16")
+    backend: str = setting("cpp", "'cpp' (the C++ core) or 'gpytorch' (torch; GPUs, large "
+                           "systems; trains on all data: training_subset None)",
+                           "the core is the fastest on a CPU", "—")
 
     def __post_init__(self):
         check_fields(self, positive=("noise", "training_tolerance", "training_iterations",
@@ -54,6 +59,7 @@ class GPSettings:
                      non_negative=("prior_dof", "latest", "retrain_tolerance"))
         if self.training_subset is not None:
             check_number("training_subset", self.training_subset, low=1, strict=False)
+        check_choice("backend", self.backend, BACKENDS)
 
     def with_keywords(self, **keywords):
         """These settings with some changed; InputError naming an unknown keyword."""
@@ -98,19 +104,18 @@ class GaussianProcess:
     cell, pbc : periodic cell (rows are lattice vectors) and periodic directions: distances then
         use the minimum image.
     settings : a GPSettings; keywords change single fields of it (noise=..., training_subset=...).
-    backend : 'cpp' (default) or 'gpytorch'.
     """
 
-    def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, settings=None, backend="cpp",
-                 **keywords):
+    def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, settings=None, **keywords):
         self.symbols = [str(s) for s in symbols]
         self.n_atoms = len(self.symbols)
         if self.n_atoms < 2:
             raise InputError(f"a GP on inverse distances needs at least 2 atoms, got {self.n_atoms}")
         self.fixed = [bool(v) for v in fixed_mask(self.n_atoms, fixed)]
         cell, pbc = _cell_and_pbc(cell, pbc)
+        self._cell, self._pbc = cell, pbc
         self.settings = (settings or GPSettings()).with_keywords(**keywords)
-        self.backend = backend
+        self.backend = backend = self.settings.backend
         if backend == "cpp":
             try:
                 self._impl = _core.GaussianProcess(self.symbols, self.fixed, cell, pbc,
@@ -127,8 +132,6 @@ class GaussianProcess:
             self._impl = TorchGaussianProcess(self.symbols, fixed=self.fixed, cell=cell, pbc=pbc,
                                               noise=s.noise, prior_dof=s.prior_dof,
                                               variance_barrier=s.variance_barrier)
-        else:
-            raise InputError(f"unknown backend {backend!r}: use 'cpp' or 'gpytorch'")
 
     @classmethod
     def from_atoms(cls, atoms, **params):
@@ -179,6 +182,20 @@ class GaussianProcess:
         except RuntimeError as exc:
             raise GPError(str(exc)) from None
         return float(e), np.asarray(f), float(v)
+
+    def surrogate(self):
+        """What the C++ inner loop (`relax_on_surrogate`, `rotate_on_surrogate`) takes: the core GP
+        itself, or for another backend its observations and a callback to `predict`."""
+        if self.backend == "cpp":
+            return self._impl
+        moving = ~np.array(self.fixed)
+
+        def evaluate(positions, with_variance):
+            energy, forces, variance = self.predict(positions, variance=with_variance)
+            return energy, -forces[moving].ravel(), variance
+
+        return _core.CallbackSurrogate(self.symbols, self.fixed, self._cell, self._pbc,
+                                       self._impl.configurations, evaluate)
 
     def objective(self, log_hyperparameters):
         """MAP objective and its gradient at the given log hyperparameters, on all data."""

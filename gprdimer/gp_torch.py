@@ -87,6 +87,11 @@ class TorchGaussianProcess(MapTraining):
         """Pair types as "A-B" (sorted element symbols), in the order of their length scales."""
         return ["-".join(name) for name in self._geometry.type_names]
 
+    @property
+    def configurations(self):
+        """The observed positions, (N, 3) each."""
+        return [p.reshape(-1, 3) for p in self._positions]
+
     def add(self, positions, energy, forces):
         """One observation: positions (N, 3) in Angstrom, energy in eV, forces (N, 3) in eV/A."""
         positions = np.asarray(positions, dtype=float)

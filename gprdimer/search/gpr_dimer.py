@@ -69,13 +69,13 @@ class GPRDimer(SaddleSearch):
         return self.model.call(self._gp_hessian, self.gp, x)
 
     def _rotate(self, x, tau):
-        rot = _core.rotate_on_surrogate(self.gp._impl, x, tau, self._initial_rotation)
+        rot = _core.rotate_on_surrogate(self.gp.surrogate(), x, tau, self._initial_rotation)
         if not _all_finite(rot.tau):
             raise GPError("the rotation on the GP returned a non-finite mode")
         return rot
 
     def _relax(self, x, tau, settings):
-        inner = _core.relax_on_surrogate(self.gp._impl, x, tau, settings)
+        inner = _core.relax_on_surrogate(self.gp.surrogate(), x, tau, settings)
         if not _all_finite(inner.positions, inner.tau):
             raise GPError("the search on the GP returned non-finite positions")
         return inner

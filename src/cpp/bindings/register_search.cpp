@@ -7,6 +7,7 @@
 
 #include "search/dimer.h"
 #include "search/prfo.h"
+#include "search/surrogate.h"
 #include "search/surrogate_relax.h"
 
 namespace py = pybind11;
@@ -21,6 +22,18 @@ Surface from_python(const PythonSurface& fn) {
   return [&fn](const Eigen::VectorXd& x, Eigen::VectorXd& g) {
     py::tuple out = fn(x);
     g = out[1].cast<Eigen::VectorXd>();
+    return out[0].cast<double>();
+  };
+}
+
+// A Python callable (positions, with_variance) -> (energy, gradient over the moving coordinates,
+// variance) as a surrogate's evaluation.
+SurrogateEvaluate from_python_surrogate(py::function fn) {
+  return [fn = std::move(fn)](const PositionsRef& x, Eigen::VectorXd& g, double* variance) {
+    py::gil_scoped_acquire gil;
+    py::tuple out = fn(Positions(x), variance != nullptr);
+    g = out[1].cast<Eigen::VectorXd>();
+    if (variance) *variance = out[2].cast<double>();
     return out[0].cast<double>();
   };
 }
@@ -81,11 +94,54 @@ void register_search(py::module_& m) {
       .def_readonly("rotations", &InnerResult::rotations)
       .def_property_readonly("stop", [](const InnerResult& r) { return to_string(r.stop); });
 
-  m.def("relax_on_surrogate", &relax_on_surrogate, py::arg("gp"), py::arg("start"), py::arg("tau"),
-        py::arg("settings"), py::call_guard<py::gil_scoped_release>());
-  m.def("rotate_on_surrogate", &rotate_on_surrogate, py::arg("gp"), py::arg("midpoint"),
-        py::arg("tau"), py::arg("settings"), py::call_guard<py::gil_scoped_release>());
-  m.def("nearest_transport_distance", &nearest_transport_distance, py::arg("gp"), py::arg("positions"));
+  py::class_<CallbackSurrogate>(m, "CallbackSurrogate")
+      .def(py::init([](std::vector<std::string> symbols, std::vector<bool> fixed,
+                       const Eigen::Matrix3d& cell, std::array<bool, 3> pbc,
+                       std::vector<Positions> configurations, py::function evaluate) {
+             return CallbackSurrogate(
+                 InverseDistances(std::move(symbols), std::move(fixed), cell, pbc),
+                 std::move(configurations), from_python_surrogate(std::move(evaluate)));
+           }),
+           py::arg("symbols"), py::arg("fixed"), py::arg("cell"), py::arg("pbc"),
+           py::arg("configurations"), py::arg("evaluate"));
+
+  // On the C++ GP the GIL is released; a callback surrogate calls back into Python and keeps it.
+  m.def(
+      "relax_on_surrogate",
+      [](GaussianProcess& gp, const PositionsRef& start, const Eigen::VectorXd& tau,
+         const InnerSettings& settings) {
+        return relax_on_surrogate(surrogate_of(gp), start, tau, settings);
+      },
+      py::arg("gp"), py::arg("start"), py::arg("tau"), py::arg("settings"),
+      py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "relax_on_surrogate",
+      [](const CallbackSurrogate& surrogate, const PositionsRef& start, const Eigen::VectorXd& tau,
+         const InnerSettings& settings) {
+        return relax_on_surrogate(surrogate.model(), start, tau, settings);
+      },
+      py::arg("gp"), py::arg("start"), py::arg("tau"), py::arg("settings"));
+  m.def(
+      "rotate_on_surrogate",
+      [](GaussianProcess& gp, const PositionsRef& midpoint, const Eigen::VectorXd& tau,
+         const RotationSettings& settings) {
+        return rotate_on_surrogate(surrogate_of(gp), midpoint, tau, settings);
+      },
+      py::arg("gp"), py::arg("midpoint"), py::arg("tau"), py::arg("settings"),
+      py::call_guard<py::gil_scoped_release>());
+  m.def(
+      "rotate_on_surrogate",
+      [](const CallbackSurrogate& surrogate, const PositionsRef& midpoint,
+         const Eigen::VectorXd& tau, const RotationSettings& settings) {
+        return rotate_on_surrogate(surrogate.model(), midpoint, tau, settings);
+      },
+      py::arg("gp"), py::arg("midpoint"), py::arg("tau"), py::arg("settings"));
+  m.def(
+      "nearest_transport_distance",
+      [](GaussianProcess& gp, const PositionsRef& positions) {
+        return nearest_transport_distance(surrogate_of(gp), positions);
+      },
+      py::arg("gp"), py::arg("positions"));
 
   m.def(
       "rotate_dimer",

@@ -17,59 +17,59 @@ std::string to_string(InnerStop stop) {
   return "unknown";
 }
 
-bool outside_ratio_window(const GaussianProcess& gp, const Features& trial, double ratio) {
+bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio) {
   const double limit = std::abs(std::log(ratio));
   const Eigen::ArrayXd log_trial = trial.f.array().log();
-  for (const Features& obs : gp.features()) {
+  for (const Features& obs : model.features) {
     const double worst = (obs.f.array().log() - log_trial).abs().maxCoeff();
     if (worst <= limit) return false;
   }
   return true;
 }
 
-double nearest_transport_distance(const GaussianProcess& gp, const PositionsRef& trial) {
+double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial) {
   double best = std::numeric_limits<double>::infinity();
-  for (const Positions& obs : gp.configurations())
-    best = std::min(best, transport_distance(trial, obs, gp.geometry().symbols()));
+  for (const Positions& obs : model.configurations)
+    best = std::min(best, transport_distance(trial, obs, model.geometry.symbols()));
   return best;
 }
 
 namespace {
 
-// The GP as a Surface over moving coordinates; fixed atoms stay where `reference` has them.
+// The surrogate as a Surface over moving coordinates; fixed atoms stay where `reference` has them.
 struct SurrogateSurface {
-  GaussianProcess& gp;
+  const SurrogateModel& model;
   Positions reference;
 
   Positions positions(const Eigen::VectorXd& v) const {
     Positions p = reference;
-    const auto& moving = gp.geometry().moving_atoms();
+    const auto& moving = model.geometry.moving_atoms();
     for (size_t m = 0; m < moving.size(); ++m) p.row(moving[m]) = v.segment<3>(3 * m).transpose();
     return p;
   }
   Surface surface() {
     return [this](const Eigen::VectorXd& v, Eigen::VectorXd& g) {
-      return gp.evaluate(positions(v), g, nullptr);
+      return model.evaluate(positions(v), g, nullptr);
     };
   }
 };
 
 }  // namespace
 
-RotationResult rotate_on_surrogate(GaussianProcess& gp, const PositionsRef& midpoint,
+RotationResult rotate_on_surrogate(const SurrogateModel& model, const PositionsRef& midpoint,
                                    const Eigen::VectorXd& tau, const RotationSettings& settings) {
-  SurrogateSurface ss{gp, midpoint};
+  SurrogateSurface ss{model, midpoint};
   const Surface surface = ss.surface();
-  const Eigen::VectorXd x = gp.geometry().moving_coordinates(midpoint);
+  const Eigen::VectorXd x = model.geometry.moving_coordinates(midpoint);
   Eigen::VectorXd g0;
   surface(x, g0);
   return rotate_dimer(surface, x, g0, tau, nullptr, settings);
 }
 
-InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
+InnerResult relax_on_surrogate(const SurrogateModel& model, const PositionsRef& start,
                                const Eigen::VectorXd& tau0, const InnerSettings& s) {
-  const InverseDistances& geom = gp.geometry();
-  SurrogateSurface ss{gp, start};
+  const InverseDistances& geom = model.geometry;
+  SurrogateSurface ss{model, start};
   const Surface surface = ss.surface();
   Positions positions = start;
   Eigen::VectorXd x = geom.moving_coordinates(positions);
@@ -115,13 +115,13 @@ InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
     const Positions p_trial = to_positions(x_trial);
     if (it > 0) {
       bool outside = s.ratio_trust &&
-                     outside_ratio_window(gp, geom.compute(p_trial), s.translation.ratio_at_limit);
+                     outside_ratio_window(model, geom.compute(p_trial), s.translation.ratio_at_limit);
       if (!outside && s.trust_radius > 0.0)
-        outside = nearest_transport_distance(gp, p_trial) > s.trust_radius;
+        outside = nearest_transport_distance(model, p_trial) > s.trust_radius;
       if (!outside && s.max_variance > 0.0) {
         Eigen::VectorXd gv;
         double var = 0.0;
-        gp.evaluate(p_trial, gv, &var);
+        model.evaluate(p_trial, gv, &var);
         outside = var > s.max_variance;
       }
       if (outside) {

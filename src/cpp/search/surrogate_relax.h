@@ -1,12 +1,12 @@
 #pragma once
-// The inner loop of the GPR-dimer: rotate and translate the dimer on the GP surface until the
+// The inner loop of the GPR-dimer: rotate and translate the dimer on the surrogate surface until the
 // predicted force is small, the search leaves the region the data describe, or steps run out.
 #include <string>
 
 #include <Eigen/Dense>
 
-#include "gp/gaussian_process.h"
 #include "search/dimer.h"
+#include "search/surrogate.h"
 
 namespace gprdimer {
 
@@ -41,14 +41,14 @@ struct InnerResult {
 };
 
 // Positions outside the region described by the observations?
-bool outside_ratio_window(const GaussianProcess& gp, const Features& trial, double ratio);
-double nearest_transport_distance(const GaussianProcess& gp, const PositionsRef& trial);
+bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio);
+double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial);
 
 // Rotations alone at fixed midpoint on the GP surface (the initial-rotation phase).
-RotationResult rotate_on_surrogate(GaussianProcess& gp, const PositionsRef& midpoint,
+RotationResult rotate_on_surrogate(const SurrogateModel& model, const PositionsRef& midpoint,
                                    const Eigen::VectorXd& tau, const RotationSettings& settings);
 
-InnerResult relax_on_surrogate(GaussianProcess& gp, const PositionsRef& start,
+InnerResult relax_on_surrogate(const SurrogateModel& model, const PositionsRef& start,
                                const Eigen::VectorXd& tau, const InnerSettings& settings);
 
 }  // namespace gprdimer
