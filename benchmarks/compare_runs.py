@@ -1,17 +1,19 @@
-"""One method's searches in two result databases, system by system: what a setting changed.
+"""One method's searches in two result databases, system by system: what a change changed.
 
 For a rerun of the same tasks with one setting changed (a copy of the database with that
-method's rows deleted, then `gprdimer batch` again), it prints, over the systems both databases
-hold, the verified successes, median calls and GP seconds of each, the stop reasons of the failures,
-and every system whose outcome changed.
+method's rows deleted, then `gprdimer batch` again), or of the same settings on changed code, it
+prints, over the systems both databases hold, the verified successes, median calls and GP seconds
+of each, the stops of the failures, every system whose outcome changed, and how many searches are
+identical (the same calls and stop, saddle energies within 1e-6 eV): a change that must not alter
+behaviour shows all of them identical.
 
-    python benchmarks/compare_runs.py before.db \
-        after.db [--method gprd]
+    python benchmarks/compare_runs.py before.db after.db [--method gprd]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections import Counter
 
 from gprdimer.batch.store import read_rows
@@ -23,14 +25,25 @@ def by_system(path, method):
     return {r["system"]: r for r in read_rows(path) if r["method"] == method}
 
 
+def stop_of(row):
+    """The row's stop (a StopReason value); rows written before the key existed lack it."""
+    return row.get("stop", "(not recorded)")
+
+
 def summary(rows):
-    """Verified success and median cost (the report's summary table), and the stop reasons of
-    the rest."""
-    reasons = Counter(r["stop_reason"].split(":")[0] for r in rows if not is_verified_success(r))
+    """Verified success and median cost (the report's summary table), and the stops of the rest."""
+    reasons = Counter(stop_of(r) for r in rows if not is_verified_success(r))
     costs = "; ".join(f"{t['calc']}: {t['verified']}/{t['systems']} verified, median calls "
                       f"{t['calls_median']:g}, median GP s {t['gp_s_median']:.2f}"
                       for t in summary_table(rows))
     return f"{costs}, failures {dict(sorted(reasons.items()))}"
+
+
+def identical(a, b):
+    """The same search: calls, convergence and saddle energy (1e-6 eV; NaN equals NaN)."""
+    ea, eb = a["saddle_energy"], b["saddle_energy"]
+    same_energy = (math.isnan(ea) and math.isnan(eb)) or abs(ea - eb) <= 1e-6
+    return a["calls"] == b["calls"] and a["converged"] == b["converged"] and same_energy
 
 
 def main(argv=None):
@@ -48,6 +61,9 @@ def main(argv=None):
         if is_verified_success(a[s]) != is_verified_success(b[s]):
             print(f"  {s}: {a[s]['stop_reason'][:45]} ({a[s]['calls']} calls) -> "
                   f"{b[s]['stop_reason'][:45]} ({b[s]['calls']} calls)")
+    differ = [s for s in common if not identical(a[s], b[s])]
+    print(f"  identical searches: {len(common) - len(differ)} of {len(common)}"
+          + (f"; differ: {', '.join(differ)}" if differ else ""))
 
 
 if __name__ == "__main__":
