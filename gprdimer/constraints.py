@@ -31,3 +31,8 @@ def fixed_mask(n_atoms: int, fixed=None) -> np.ndarray:
         raise InputError(f"fixed holds an index outside 0..{n_atoms - 1}")
     mask[fixed] = True
     return mask
+
+
+def atoms_fixed_mask(atoms, fixed=None) -> np.ndarray:
+    """Boolean mask of fixed atoms: `fixed` (mask or indices), else the FixAtoms of `atoms`."""
+    return fixed_mask(len(atoms), fixed_atoms(atoms) if fixed is None else fixed)

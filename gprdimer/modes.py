@@ -9,8 +9,8 @@ import numpy as np
 from ase import units
 from ase.data import covalent_radii
 
-from .constraints import fixed_atoms
-from .constraints import fixed_mask as _mask
+from . import _core
+from .constraints import atoms_fixed_mask
 from .errors import InputError
 
 SEED = 706253457
@@ -35,11 +35,6 @@ _NEGLIGIBLE = 1e-8
 _SIN_LINEAR = np.sin(np.deg2rad(5.0))
 
 MODE_CHOICES = ("random", "hessian")
-
-
-def fixed_mask(atoms, fixed=None):
-    """Boolean mask of fixed atoms: `fixed` (mask or indices), or the FixAtoms of `atoms`."""
-    return _mask(len(atoms), fixed_atoms(atoms) if fixed is None else fixed)
 
 
 def _pair_vectors(atoms):
@@ -71,7 +66,7 @@ def random_displacement(atoms, seed=SEED, magnitude=0.01, radius=3.3, fixed=None
     displacement, mode : ndarray, shape (N, 3)
         The displacement to add to the positions, and its normalised direction.
     """
-    mask = fixed_mask(atoms, fixed)
+    mask = atoms_fixed_mask(atoms, fixed)
     if mask.all():
         raise InputError("every atom is fixed, so there is nothing to displace")
     distances = np.linalg.norm(_pair_vectors(atoms), axis=-1)
@@ -205,7 +200,7 @@ def model_hessian(atoms, fixed=None):
     ndarray, shape (3N, 3N)
         Symmetric and positive semi-definite; rigid motions are in its null space.
     """
-    mask = fixed_mask(atoms, fixed)
+    mask = atoms_fixed_mask(atoms, fixed)
     n = len(atoms)
     vectors = _pair_vectors(atoms)
     distances = np.linalg.norm(vectors, axis=-1)
@@ -258,19 +253,15 @@ def model_hessian(atoms, fixed=None):
 
 
 def _internal_basis(atoms):
-    """Orthonormal columns spanning the complement of rigid motions.
-
-    Translations always; rotations only without a periodic cell, which breaks rotational
-    symmetry. A linear molecule has one rotation fewer, which the rank picks up.
-    """
+    """Orthonormal columns spanning the complement of rigid motions (the core's
+    `rigid_motions`: translations always, rotations without a periodic cell, one fewer when
+    linear)."""
     n = len(atoms)
-    rigid = [np.tile(np.eye(3)[axis], n) for axis in range(3)]
-    if not atoms.pbc.any():
-        centred = atoms.positions - atoms.positions.mean(axis=0)
-        rigid += [np.cross(np.eye(3)[axis], centred).ravel() for axis in range(3)]
-    u, s, _ = np.linalg.svd(np.array(rigid).T, full_matrices=True)
-    rank = int(np.sum(s > 1e-8 * s[0]))
-    return u[:, rank:]
+    rigid = np.asarray(_core.rigid_motions(atoms.get_chemical_symbols(), [False] * n,
+                                           atoms.cell.array, list(atoms.pbc),
+                                           np.ascontiguousarray(atoms.positions)))
+    u, _, _ = np.linalg.svd(rigid, full_matrices=True)
+    return u[:, rigid.shape[1]:]
 
 
 def lowest_model_mode(atoms, fixed=None):
@@ -290,7 +281,7 @@ def lowest_model_mode(atoms, fixed=None):
     ndarray, shape (N, 3)
         Unit vector, zero on fixed atoms, with its largest-magnitude component positive.
     """
-    mask = fixed_mask(atoms, fixed)
+    mask = atoms_fixed_mask(atoms, fixed)
     if mask.all():
         raise InputError("every atom is fixed, so there is no mode")
     hessian = model_hessian(atoms, mask)
@@ -328,7 +319,7 @@ def initial_mode(atoms, mode=None, fixed=None, seed=SEED):
     displacement, mode : ndarray, shape (N, 3)
         The mode is a unit vector and zero on fixed atoms.
     """
-    mask = fixed_mask(atoms, fixed)
+    mask = atoms_fixed_mask(atoms, fixed)
     n = len(atoms)
     if mode is None or isinstance(mode, str):
         choice = "random" if mode is None else mode

@@ -15,7 +15,7 @@ import numpy as np
 from ase.io import Trajectory
 from ase.optimize.optimize import Optimizer
 
-from ..constraints import fixed_atoms, fixed_mask
+from ..constraints import atoms_fixed_mask
 from ..errors import InputError
 from ..modes import initial_mode
 from .acceptance import Acceptance, fmax_of
@@ -63,7 +63,7 @@ class SaddleSearch(Acceptance, Optimizer):
         self._trajectory_path = trajectory
         Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None,
                            **optimizer_keywords)
-        self.coords = Coordinates(fixed_mask(len(atoms), fixed_atoms(atoms)))
+        self.coords = Coordinates(atoms_fixed_mask(atoms))
         self.result = SearchResult()
         self.oracle = Oracle(atoms, self.result, self._observe)
         self._guess = None
