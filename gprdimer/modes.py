@@ -9,7 +9,6 @@ import numpy as np
 from ase import units
 from ase.data import covalent_radii
 
-from . import _core
 from .constraints import atoms_fixed_mask
 from .errors import InputError
 
@@ -253,15 +252,19 @@ def model_hessian(atoms, fixed=None):
 
 
 def _internal_basis(atoms):
-    """Orthonormal columns spanning the complement of rigid motions (the core's
-    `rigid_motions`: translations always, rotations without a periodic cell, one fewer when
-    linear)."""
+    """Orthonormal columns spanning the complement of rigid motions.
+
+    Translations always; rotations only without a periodic cell, which breaks rotational
+    symmetry. A linear molecule has one rotation fewer, which the rank picks up.
+    """
     n = len(atoms)
-    rigid = np.asarray(_core.rigid_motions(atoms.get_chemical_symbols(), [False] * n,
-                                           atoms.cell.array, list(atoms.pbc),
-                                           np.ascontiguousarray(atoms.positions)))
-    u, _, _ = np.linalg.svd(rigid, full_matrices=True)
-    return u[:, rigid.shape[1]:]
+    rigid = [np.tile(np.eye(3)[axis], n) for axis in range(3)]
+    if not atoms.pbc.any():
+        centred = atoms.positions - atoms.positions.mean(axis=0)
+        rigid += [np.cross(np.eye(3)[axis], centred).ravel() for axis in range(3)]
+    u, s, _ = np.linalg.svd(np.array(rigid).T, full_matrices=True)
+    rank = int(np.sum(s > 1e-8 * s[0]))
+    return u[:, rank:]
 
 
 def lowest_model_mode(atoms, fixed=None):
