@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CallbackSurrogate', 'GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
+__all__: list[str] = ['CallbackSurrogate', 'GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'TrustSettings', 'adaptive_trust_radius', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
 class TrainingReport:
     @property
     def converged(self) -> bool:
@@ -242,6 +242,22 @@ class TranslationSettings:
     @memory.setter
     def memory(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
         ...
+class TrustSettings:
+    ratio_window: bool
+    def __init__(self) -> None:
+        ...
+    @property
+    def max_variance(self) -> float:
+        ...
+    @max_variance.setter
+    def max_variance(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def radius(self) -> float:
+        ...
+    @radius.setter
+    def radius(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
     @property
     def ratio_at_limit(self) -> float:
         ...
@@ -249,10 +265,10 @@ class TranslationSettings:
     def ratio_at_limit(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
 class InnerSettings:
-    ratio_trust: bool
     rotation: RotationSettings
     second_order: bool
     translation: TranslationSettings
+    trust: TrustSettings
     def __init__(self) -> None:
         ...
     @property
@@ -272,18 +288,6 @@ class InnerSettings:
         ...
     @max_iterations.setter
     def max_iterations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def max_variance(self) -> float:
-        ...
-    @max_variance.setter
-    def max_variance(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def trust_radius(self) -> float:
-        ...
-    @trust_radius.setter
-    def trust_radius(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
 class RotationResult:
     @property
@@ -352,6 +356,8 @@ class PrfoStep:
     @property
     def step(self) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]:
         ...
+def adaptive_trust_radius(n_observations: typing.SupportsInt | typing.SupportsIndex, n_atoms: typing.SupportsInt | typing.SupportsIndex) -> float:
+    ...
 def covariance_block(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequence[bool], cell: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[3, 3]"], pbc: typing.Annotated[collections.abc.Sequence[bool], "FixedSize(3)"], log_w: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], sigma_c2: typing.SupportsFloat | typing.SupportsIndex, xa: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], xb: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     ...
 def dimer_curvature(g0: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], g1: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], separation: typing.SupportsFloat | typing.SupportsIndex) -> float:

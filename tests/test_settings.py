@@ -63,8 +63,12 @@ def test_the_inner_settings_of_a_start_carry_every_value():
     assert core.rotation.separation == settings.search.separation
     assert core.rotation.exact_image  # the inner loop's rotations evaluate image 1 on the GP
     assert (core.translation.max_step, core.translation.convex_step) == (0.07, 0.2)
-    assert core.translation.ratio_at_limit == 0.7 and core.max_variance == 0.5
-    assert core.second_order and not core.translation.convex_relax and not core.ratio_trust
+    assert core.trust.ratio_at_limit == 0.7 and core.trust.max_variance == 0.5
+    assert core.second_order and not core.translation.convex_relax and not core.trust.ratio_window
+    assert settings.trust.adaptive_radius(0, 9) == pytest.approx(0.15)
+    assert settings.trust.adaptive_radius(50, 9) == pytest.approx(0.15 + 0.35 / 2)
+    assert settings.trust.adaptive_radius(10**6, 100) == pytest.approx(0.25)  # the ceiling
+    assert GPRDimerSettings.from_keywords(trust="ratio").trust.adaptive_radius(50, 9) == 0.0
 
 
 @pytest.fixture

@@ -22,12 +22,6 @@ from .starts import plan_starts
 from .surrogate_model import SurrogateModel
 
 
-def adaptive_trust_radius(n_observations, n_atoms):
-    """The OT-GP rule: grows with the data, capped by a size-dependent ceiling (Å)."""
-    grown = 0.15 + 0.35 * (1.0 - math.exp(-math.log(2.0) * n_observations / 50.0))
-    return min(grown, max(0.25, 1.3 / math.sqrt(n_atoms)))
-
-
 def _all_finite(*arrays):
     return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
 
@@ -177,8 +171,8 @@ class GPRDimer(SaddleSearch):
         last_fmax = fmax_of(c.full(-self._last_g))
         s.force_tolerance = max(min(last_fmax, start_fmax) / self.settings.inner.divisor,
                                 self.fmax / 10.0)
-        if self.settings.trust.trust in ("transport", "both"):
-            s.trust_radius = adaptive_trust_radius(self.gp.n_observations, len(self.atoms))
+        s.trust.radius = self.settings.trust.adaptive_radius(self.gp.n_observations,
+                                                             len(self.atoms))
         inner = self.model.call(self._relax, start_x, start_tau, s)
         if self._repeats_last(inner):
             # Both true calls would repeat the last ones exactly: hyperparameters stuck where the

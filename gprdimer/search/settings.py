@@ -149,11 +149,27 @@ class TrustSettings:
                                     f"2/3 compressed a bond by a third in one step "
                                     f"([history]({HISTORY}#ratio_at_limit))", "2/3")
 
+    max_variance: float = setting(0.0, "the inner loop stops where the GP energy variance "
+                                  "exceeds this, eV²; 0 = off", "off, as in the paper", "—")
     def __post_init__(self):
         check_choice("trust", self.trust, TRUST_CHOICES)
         check_number("ratio_at_limit", self.ratio_at_limit)
         if self.ratio_at_limit > 1:
             raise InputError(f"ratio_at_limit must be in (0, 1], got {self.ratio_at_limit}")
+        check_number("max_variance", self.max_variance, strict=False)
+
+    def to_core(self, core) -> _core.TrustSettings:
+        """These values in `core`; its transport radius follows the data (adaptive_radius)."""
+        core.ratio_window = self.trust in ("ratio", "both")
+        core.ratio_at_limit = float(self.ratio_at_limit)
+        core.max_variance = float(self.max_variance)
+        return core
+
+    def adaptive_radius(self, n_observations, n_atoms) -> float:
+        """OT-GP's transport radius for this much data, or 0 (off) without transport trust."""
+        if self.trust not in ("transport", "both"):
+            return 0.0
+        return _core.adaptive_trust_radius(int(n_observations), int(n_atoms))
 
 
 @dataclass(frozen=True)
@@ -164,8 +180,6 @@ class InnerSettings:
     divisor: float = setting(10.0, "the inner loop stops at max(min(last, start true fmax) / "
                              "divisor, fmax / 10)", f"the last fmax alone let a search cycle "
                              f"([history]({HISTORY}#divisor))", 10)
-    max_variance: float = setting(0.0, "the inner loop stops where the GP energy variance "
-                                  "exceeds this, eV²; 0 = off", "off, as in the paper", "—")
     convex_relax: bool | str = setting(False, "at positive curvature translate on the modified "
                                        "force instead of the uphill step: True, False, 'fresh'",
                                        f"settles in minima ([history]({HISTORY}#convex_relax))",
@@ -180,7 +194,7 @@ class InnerSettings:
 
     def __post_init__(self):
         check_fields(self, positive=("max_inner_iterations", "divisor"),
-                      non_negative=("max_variance", "skip_after_kept"))
+                      non_negative=("skip_after_kept",))
         check_choice("convex_relax", self.convex_relax, PER_START)
         check_choice("second_order", self.second_order, PER_START)
 
@@ -260,11 +274,9 @@ class GPRDimerSettings(_Settings):
         s.max_iterations = int(self.inner.max_inner_iterations)
         self.rotation.to_core(self.search.separation, s.rotation)  # exact images stay on
         self.translation.to_core(s.translation)
-        s.translation.ratio_at_limit = float(self.trust.ratio_at_limit)
         s.translation.convex_relax = bool(convex_relax)
+        self.trust.to_core(s.trust)
         s.second_order = bool(second_order)
-        s.ratio_trust = self.trust.trust in ("ratio", "both")
-        s.max_variance = float(self.inner.max_variance)
         return s
 
     def initial_rotation_to_core(self) -> _core.RotationSettings:

@@ -9,6 +9,7 @@
 #include "search/prfo.h"
 #include "search/surrogate.h"
 #include "search/surrogate_relax.h"
+#include "search/trust.h"
 
 namespace py = pybind11;
 using namespace gprdimer;
@@ -59,9 +60,15 @@ void register_search(py::module_& m) {
       .def_readwrite("max_step", &TranslationSettings::max_step)
       .def_readwrite("convex_step", &TranslationSettings::convex_step)
       .def_readwrite("convex_relax", &TranslationSettings::convex_relax)
-      .def_readwrite("ratio_at_limit", &TranslationSettings::ratio_at_limit)
       .def_readwrite("memory", &TranslationSettings::memory)
       .def_readwrite("initial_inverse_curvature", &TranslationSettings::initial_inverse_curvature);
+
+  py::class_<TrustSettings>(m, "TrustSettings")
+      .def(py::init<>())
+      .def_readwrite("ratio_window", &TrustSettings::ratio_window)
+      .def_readwrite("ratio_at_limit", &TrustSettings::ratio_at_limit)
+      .def_readwrite("radius", &TrustSettings::radius)
+      .def_readwrite("max_variance", &TrustSettings::max_variance);
 
   py::class_<InnerSettings>(m, "InnerSettings")
       .def(py::init<>())
@@ -69,9 +76,7 @@ void register_search(py::module_& m) {
       .def_readwrite("force_tolerance", &InnerSettings::force_tolerance)
       .def_readwrite("rotation", &InnerSettings::rotation)
       .def_readwrite("translation", &InnerSettings::translation)
-      .def_readwrite("ratio_trust", &InnerSettings::ratio_trust)
-      .def_readwrite("trust_radius", &InnerSettings::trust_radius)
-      .def_readwrite("max_variance", &InnerSettings::max_variance)
+      .def_readwrite("trust", &InnerSettings::trust)
       .def_readwrite("second_order", &InnerSettings::second_order)
       .def_readwrite("hessian_step", &InnerSettings::hessian_step);
 
@@ -142,6 +147,8 @@ void register_search(py::module_& m) {
         return nearest_transport_distance(surrogate_of(gp), positions);
       },
       py::arg("gp"), py::arg("positions"));
+  m.def("adaptive_trust_radius", &adaptive_trust_radius, py::arg("n_observations"),
+        py::arg("n_atoms"));
 
   m.def(
       "rotate_dimer",

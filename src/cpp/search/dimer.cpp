@@ -147,24 +147,4 @@ Eigen::VectorXd Translator::step(const Eigen::VectorXd& x, const Eigen::VectorXd
   return dx;
 }
 
-double step_limit_factor(const InverseDistances& geometry, const PositionsRef& positions,
-                         const Eigen::VectorXd& step, double ratio_at_limit) {
-  const int N = geometry.n_atoms();
-  std::vector<double> nearest(N, std::numeric_limits<double>::infinity());
-  for (int i = 0; i < N; ++i)
-    for (int j = i + 1; j < N; ++j) {
-      const double r = geometry.displacement(positions, i, j).norm();
-      nearest[i] = std::min(nearest[i], r);
-      nearest[j] = std::min(nearest[j], r);
-    }
-  double factor = 1.0;
-  const auto& moving = geometry.moving_atoms();
-  for (int m = 0; m < static_cast<int>(moving.size()); ++m) {
-    const double limit = 0.99 * 0.5 * (1.0 - ratio_at_limit) * nearest[moving[m]];
-    const double len = step.segment<3>(3 * m).norm();
-    if (len > limit) factor = std::min(factor, limit / len);
-  }
-  return factor;
-}
-
 }  // namespace gprdimer

@@ -59,7 +59,6 @@ struct TranslationSettings {
   // fixed uphill step: the forces across the mode relax as well. Along a soft mode (a torsion,
   // curvature near zero) the fixed step only climbs, and the other forces never shrink.
   bool convex_relax = false;
-  double ratio_at_limit = 0.8;    // per-atom step limit and trust window (paper: 2/3)
   int memory = 0;                 // L-BFGS memory; 0 means the number of coordinates
   double initial_inverse_curvature = 0.01;
 };
@@ -78,11 +77,6 @@ class Translator {
   Eigen::VectorXd x_prev_, gmod_prev_;
   bool have_prev_ = false;
 };
-
-// Largest per-atom displacement allowed: 0.99 * (1 - ratio)/2 * nearest-neighbour distance.
-// Returns the factor (<= 1) by which step must be scaled.
-double step_limit_factor(const InverseDistances& geometry, const PositionsRef& positions,
-                         const Eigen::VectorXd& step, double ratio_at_limit);
 
 // Largest per-atom force norm of a gradient over moving coordinates.
 double max_atom_norm(const Eigen::VectorXd& g);

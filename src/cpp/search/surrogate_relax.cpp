@@ -17,23 +17,6 @@ std::string to_string(InnerStop stop) {
   return "unknown";
 }
 
-bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio) {
-  const double limit = std::abs(std::log(ratio));
-  const Eigen::ArrayXd log_trial = trial.f.array().log();
-  for (const Features& obs : model.features) {
-    const double worst = (obs.f.array().log() - log_trial).abs().maxCoeff();
-    if (worst <= limit) return false;
-  }
-  return true;
-}
-
-double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial) {
-  double best = std::numeric_limits<double>::infinity();
-  for (const Positions& obs : model.configurations)
-    best = std::min(best, transport_distance(trial, obs, model.geometry.symbols()));
-  return best;
-}
-
 namespace {
 
 // The surrogate as a Surface over moving coordinates; fixed atoms stay where `reference` has them.
@@ -106,28 +89,16 @@ InnerResult relax_on_surrogate(const SurrogateModel& model, const PositionsRef& 
       res.rotations += rot.rotations;
       dx = translator.step(x, g0, res.tau, rot.curvature);
     }
-    const double factor = step_limit_factor(geom, positions, dx, s.translation.ratio_at_limit);
+    const double factor = step_limit_factor(geom, positions, dx, s.trust.ratio_at_limit);
     if (factor < 1.0) {
       dx *= factor;
       translator.reset();
     }
     const Eigen::VectorXd x_trial = x + dx;
     const Positions p_trial = to_positions(x_trial);
-    if (it > 0) {
-      bool outside = s.ratio_trust &&
-                     outside_ratio_window(model, geom.compute(p_trial), s.translation.ratio_at_limit);
-      if (!outside && s.trust_radius > 0.0)
-        outside = nearest_transport_distance(model, p_trial) > s.trust_radius;
-      if (!outside && s.max_variance > 0.0) {
-        Eigen::VectorXd gv;
-        double var = 0.0;
-        model.evaluate(p_trial, gv, &var);
-        outside = var > s.max_variance;
-      }
-      if (outside) {
-        res.stop = InnerStop::LeftTrustRegion;
-        break;
-      }
+    if (it > 0 && outside_trust_region(model, p_trial, s.trust)) {
+      res.stop = InnerStop::LeftTrustRegion;
+      break;
     }
     x = x_trial;
     positions = p_trial;

@@ -7,6 +7,7 @@
 
 #include "search/dimer.h"
 #include "search/surrogate.h"
+#include "search/trust.h"
 
 namespace gprdimer {
 
@@ -19,9 +20,7 @@ struct InnerSettings {
   double force_tolerance = 0.001;  // on the largest per-atom GP force
   RotationSettings rotation;
   TranslationSettings translation;
-  bool ratio_trust = true;      // every inter-atomic distance within [ratio, 1/ratio] of one observation
-  double trust_radius = 0.0;    // > 0: transport distance to the nearest observation must stay below
-  double max_variance = 0.0;    // > 0: stop where the GP energy variance exceeds this (eV^2)
+  TrustSettings trust;
   // P-RFO steps on the GP Hessian (search/prfo.h) instead of dimer rotations and translations;
   // the uphill part (along the mode) and the downhill part are each capped at
   // translation.max_step.
@@ -39,10 +38,6 @@ struct InnerResult {
   int rotations = 0;
   InnerStop stop = InnerStop::MaxIterations;
 };
-
-// Positions outside the region described by the observations?
-bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio);
-double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial);
 
 // Rotations alone at fixed midpoint on the GP surface (the initial-rotation phase).
 RotationResult rotate_on_surrogate(const SurrogateModel& model, const PositionsRef& midpoint,
