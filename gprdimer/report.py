@@ -31,6 +31,7 @@ REFERENCE_CALC = "hf/3-21g"  # the published energies' level; other surfaces are
 def build_report(db, reference=None, out=None, stride=None) -> list[Path]:
     """Writes report.md, CSVs and PNGs for the results in `db` into `out` (default: the db's
     folder); returns the paths written. `stride` K keeps every K-th system, ordered by name."""
+    _pyplot()  # a missing matplotlib stops the report before anything is written
     rows = read_rows(db)
     if not rows:
         raise InputError(f"{db}: the results database holds no rows")
@@ -234,7 +235,11 @@ def _group(rows, *keys):
 # --- plots -------------------------------------------------------------------------------------
 
 def _pyplot():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("gprdimer report's plots need matplotlib: "
+                         "pip install 'gprdimer[report]'") from None
 
     matplotlib.use("Agg")  # files only; works without a display
     import matplotlib.pyplot as plt

@@ -9,6 +9,7 @@ import pytest
 from ase.io import read
 
 from cli_support import WATER, run
+from gprdimer.cli import main
 
 HCN = "3\nbent HCN\nC 0 0 0\nN 1.17 0 0\nH 0.5 1.1 0\n"
 
@@ -23,8 +24,10 @@ def water(tmp_path):
 def test_search_writes_trajectory_and_result_beside_the_input(tmp_path, capsys):
     guess = tmp_path / "hcn.xyz"
     guess.write_text(HCN)
-    assert run(["search", guess, "--calc", "emt", "--method", "gprd", "--steps", "8"]) == 0
+    # eight outer iterations do not reach the saddle: exit status 1, every file written
+    assert run(["search", guess, "--calc", "emt", "--method", "gprd", "--steps", "8"]) == 1
     result = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert result["converged"] is False and result["stop"] == "max iterations"
     assert result["method"] == "gprd" and result["calc"] == "emt"
     assert result["settings"]["steps"] == 8 and "ase" in result["versions"]
     assert result["calls"] > 0 and np.shape(result["positions"]) == (3, 3)
@@ -38,9 +41,9 @@ def test_search_params_are_used_and_recorded(tmp_path):
     guess = tmp_path / "hcn.xyz"
     guess.write_text(HCN)
     argv = ["search", guess, "--calc", "emt", "--method", "dimer", "--steps", "6"]
-    assert run(argv) == 0
+    assert run(argv) == 1  # not converged in six iterations
     plain = json.loads((tmp_path / "hcn.dimer.json").read_text())
-    assert run(argv + ["--params", '{"max_rotations": 0}']) == 0
+    assert run(argv + ["--params", '{"max_rotations": 0}']) == 1
     fixed = json.loads((tmp_path / "hcn.dimer.json").read_text())
     assert plain["settings"]["params"] == {} and fixed["settings"]["params"] == {"max_rotations": 0}
     # without rotations a dimer step costs one call less per rotation it would have made
@@ -135,3 +138,29 @@ def test_batch_stride_takes_every_kth_system_by_name():
     # by name: doublets/000, 001, 002, singlets/000, 001 -> the first, third and fifth
     assert [s[0] for s in _select(systems, args)] == ["singlets/001", "doublets/000",
                                                       "doublets/002"]
+
+
+def test_version_and_exit_statuses_are_documented(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("gprdimer 0.")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "1 search not converged, 2 bad input" in " ".join(capsys.readouterr().out.split())
+
+
+def test_batch_without_dask_names_the_extra_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    db = tmp_path / "results.db"
+    assert main(["batch", str(tmp_path), "--db", str(db)]) == 2
+    assert "pip install 'gprdimer[hpc]'" in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_report_without_matplotlib_names_the_extra_and_writes_nothing(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "results.db"), "--out", str(out)]) == 2
+    assert "pip install 'gprdimer[report]'" in capsys.readouterr().err
+    assert not out.exists()

@@ -32,7 +32,16 @@ def _check_one_parameter_set(db, tasks):
                              "use another --db")
 
 
+def require_dask(command):
+    """InputError naming the extra when Dask is missing, before anything is read or written."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError(f"gprdimer {command} needs Dask: pip install 'gprdimer[hpc]'") from None
+
+
 def batch(args):
+    require_dask("batch")
     from ..batch import Store, make_task, run_batch
 
     methods = split_list(args.methods, "--methods")
@@ -105,6 +114,7 @@ def _check_cluster_options(args):
 
 
 def verify(args):
+    require_dask("verify")
     from ..batch import Store, run_verification
     from ..verify import verification_task
 

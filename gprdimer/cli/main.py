@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .. import __version__
 from ..errors import InputError
 from ..modes import MODE_CHOICES, SEED
 from ..runner import METHODS
@@ -45,7 +46,10 @@ def _report_error(message):
 
 
 def build_parser():
-    parser = _Parser(prog="gprdimer", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="gprdimer", description=__doc__.split("\n\n")[0],
+                     epilog="exit status: 0 done (search: converged), 1 search not converged, "
+                            "2 bad input, 130 interrupted")
+    parser.add_argument("--version", action="version", version=f"gprdimer {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     search = commands.add_parser("search", help="one saddle search from a guess geometry")

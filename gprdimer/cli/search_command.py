@@ -64,7 +64,7 @@ def command(args):
     }
     summary.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
     _print_summary(result, trajectory, summary)
-    return 0
+    return 0 if result.converged else 1
 
 
 def _jsonable(value):
