@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read
 
 from gprdimer import Dimer, GPRDimer, InputError
 from gprdimer.search.settings import DimerSettings, GPRDimerSettings, parameter_table
@@ -76,3 +78,16 @@ def h2():
     atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
     atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((2, 3)))
     return atoms
+
+
+def test_ase_optimizer_argument_order(h2, tmp_path):
+    """GPRDimer(atoms, restart, logfile, trajectory) as ASE's Optimizer and Sella: written in
+    that order, the log stays text and the trajectory binary."""
+    log, traj = tmp_path / "search.log", tmp_path / "search.traj"
+    h2.calc = EMT()
+    with GPRDimer(h2, None, str(log), str(traj), mode=np.array([[0, 0, -1.0], [0, 0, 1.0]])) as opt:
+        opt.run(fmax=0.01, steps=2)
+    assert log.read_text().split()[0] == "step"
+    assert len(read(traj, ":")) == opt.result.calls
+    with pytest.raises(InputError, match="restart"):
+        GPRDimer(h2, restart=str(traj), logfile=None)

@@ -32,10 +32,10 @@ class Dimer(SaddleSearch):
 
     settings_class = DimerSettings
 
-    def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, settings=None,
-                 **keywords):
+    def __init__(self, atoms, restart=None, logfile="-", trajectory=None, *, mode="random",
+                 settings=None, **keywords):
         settings = self.settings_from(settings, **keywords)
-        super().__init__(atoms, mode, trajectory, logfile, settings)
+        super().__init__(atoms, restart, logfile, trajectory, mode, settings)
         self.rotation = settings.rotation.to_core(settings.search.separation)
         self._translation = settings.translation.to_core()
 

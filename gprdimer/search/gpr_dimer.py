@@ -31,7 +31,9 @@ class GPRDimer(SaddleSearch):
 
     atoms : ase.Atoms with a calculator; FixAtoms atoms stay put and enter the kernel as fixed
         reference points; with a periodic cell distances use the minimum image.
-    mode : initial orientation: an (N, 3) array, 'random' (the paper's seeded displacement of the
+    restart, logfile, trajectory : ASE's Optimizer arguments, in ASE's order (a written
+        trajectory holds every true call; restart is not available yet).
+    mode : initial orientation (keyword): an (N, 3) array, 'random' (the paper's seeded displacement of the
         least-coordinated atom and its neighbours) or 'hessian' (lowest mode of a model Hessian).
     settings : a GPRDimerSettings; keywords change single settings (the table below,
         docs/parameters.md gives the reasons).
@@ -39,10 +41,10 @@ class GPRDimer(SaddleSearch):
 
     settings_class = GPRDimerSettings
 
-    def __init__(self, atoms, mode="random", trajectory=None, logfile="-", *, settings=None,
-                 **keywords):
+    def __init__(self, atoms, restart=None, logfile="-", trajectory=None, *, mode="random",
+                 settings=None, **keywords):
         settings = self.settings_from(settings, **keywords)
-        super().__init__(atoms, mode, trajectory, logfile, settings)
+        super().__init__(atoms, restart, logfile, trajectory, mode, settings)
         self.plan = plan_starts(settings, mode)
         self._untrained = 0  # outer iterations left to run on the kept hyperparameters
         self.model = self._new_model()

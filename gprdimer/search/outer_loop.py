@@ -55,14 +55,17 @@ class SaddleSearch(Acceptance, Optimizer):
 
     settings_class = None  # the method's settings (search/settings.py)
 
-    def __init__(self, atoms, mode, trajectory, logfile, settings, **optimizer_keywords):
+    def __init__(self, atoms, restart, logfile, trajectory, mode, settings):
+        """ASE's order (atoms, restart, logfile, trajectory); everything else by keyword."""
         if atoms.calc is None:
             raise InputError("atoms have no calculator attached")
+        if restart is not None:
+            raise InputError("restart: resuming a search from its trajectory is not available "
+                             "yet; start a new search")
         self.settings = settings
         self._mode_spec = mode
         self._trajectory_path = trajectory
-        Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None,
-                           **optimizer_keywords)
+        Optimizer.__init__(self, atoms, restart=None, logfile=logfile, trajectory=None)
         self.coords = Coordinates(atoms_fixed_mask(atoms))
         self.result = SearchResult()
         self.oracle = Oracle(atoms, self.result, self._observe)
