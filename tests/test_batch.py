@@ -260,6 +260,19 @@ def test_batch_params_reach_the_search_and_its_rows(tmp_path, capsys):
         err = capsys.readouterr().err
         assert "r.db: its gprd rows on emt were run with --params" in err and "another --db" in err
     assert len(read_rows(db)) == 1
+    # so would another force target, step limit, seed or spin under the same task keys
+    argv += ["--params", keywords]
+    for option, value in (("--fmax", "1e-8"), ("--steps", "31"), ("--seed", "5"),
+                          ("--charge", "2"), ("--multiplicity", "3")):
+        changed = [*argv, option, value]
+        if option in ("--fmax", "--steps"):
+            at = changed.index(option)
+            changed[at + 1] = value
+            del changed[-2:]
+        assert main(changed) == 2, option
+        err = capsys.readouterr().err
+        assert f"was run with {option} " in err and "another --db" in err, (option, err)
+    assert len(read_rows(db)) == 1
 
 
 def test_killed_batch_resumes_and_records_every_task_once(tmp_path):

@@ -15,21 +15,35 @@ from ..runner import check_params, check_settings
 from .options import check_positive, split_list
 
 
+# A task's row settings that change its result, as (row key, task key, option) each.
+_ROW_SETTINGS = (("fmax_target", "fmax", "--fmax"), ("steps", "steps", "--steps"),
+                 ("seed", "seed", "--seed"), ("charge", "charge", "--charge"),
+                 ("multiplicity", "multiplicity", "--multiplicity"))
+
+
 def _check_one_parameter_set(db, tasks):
-    """A database holds one set of keywords per method and calculator, as its report compares
-    methods by name: rows run with other keywords make another database."""
+    """A database holds one set of settings per method and calculator, as its report compares
+    methods by name: rows run with other keywords, force target, step limit, seed or spin make
+    another database (a rerun would otherwise find every task "already in")."""
     if not Path(db).is_file():
         return
     from ..batch import read_rows
     from ..batch.tasks import parameters_text
 
     wanted = {(t["method"], t["calc"]): parameters_text(t["params"]) for t in tasks}
+    by_key = {t["key"]: t for t in tasks}
     for row in read_rows(db):
         want = wanted.get((row.get("method"), row.get("calc")))
         if want is not None and row.get("parameters", "{}") != want:
             raise InputError(f"{db}: its {row['method']} rows on {row['calc']} were run with "
                              f"--params {row.get('parameters', '{}')}, this batch asks for {want}; "
                              "use another --db")
+        task = by_key.get(row.get("task_key"))
+        for row_key, task_key, option in _ROW_SETTINGS if task is not None else ():
+            if row.get(row_key) is not None and row[row_key] != task[task_key]:
+                raise InputError(f"{db}: {row['system']} ({row['method']}, {row['calc']}) was "
+                                 f"run with {option} {row[row_key]}, this batch asks for "
+                                 f"{task[task_key]}; use another --db")
 
 
 def require_dask(command):
