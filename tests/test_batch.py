@@ -335,7 +335,7 @@ def test_jobqueue_cluster_from_command_line_options(tmp_path, kind, lines):
         "--cores", "8", "--memory", "4GiB", "--threads-per-worker", "2"])
     with make_cluster(args.cluster, threads_per_worker=args.threads_per_worker, queue=args.queue,
                       walltime=args.walltime, cores=args.cores, memory=args.memory,
-                      jobs=0) as cluster:
+                      submit=False) as cluster:
         script = cluster.job_script()
     for line in lines:
         assert line in script
@@ -348,7 +348,7 @@ def test_cluster_config_file_and_overrides(tmp_path):
     config = tmp_path / "cluster.yaml"
     config.write_text("queue: long\ncores: 4\nmemory: 2GiB\naccount: chem\n"
                       "job-extra-directives: ['--constraint=cpu']\n")
-    with make_cluster("slurm", queue="short", config=config, jobs=0) as cluster:
+    with make_cluster("slurm", queue="short", config=config, submit=False) as cluster:
         script = cluster.job_script()
     assert "#SBATCH -p short" in script and "#SBATCH -A chem" in script
     assert "#SBATCH --constraint=cpu" in script
@@ -362,4 +362,4 @@ def test_cluster_config_file_and_overrides(tmp_path):
 ])
 def test_cluster_option_errors(options, message):
     with pytest.raises(InputError, match=message):
-        make_cluster(**options)
+        make_cluster(submit=False, **options)

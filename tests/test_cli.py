@@ -164,3 +164,29 @@ def test_report_without_matplotlib_names_the_extra_and_writes_nothing(tmp_path, 
     assert main(["report", str(tmp_path / "results.db"), "--out", str(out)]) == 2
     assert "pip install 'gprdimer[report]'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dry_run_prints_the_slurm_job_script_and_writes_nothing(tmp_path, capsys):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "water.xyz").write_text(WATER)
+    db = tmp_path / "results.db"
+    argv = ["batch", str(folder), "--calc", "emt", "--db", str(db), "--cluster", "slurm",
+            "--cores", "2", "--memory", "2GB", "--walltime", "01:00:00"]
+    assert main(argv + ["--dry-run"]) == 0
+    script = capsys.readouterr().out
+    assert "#SBATCH" in script and "-t 01:00:00" in script and "OMP_NUM_THREADS=1" in script
+    assert not db.exists()
+
+
+def test_slurm_without_sbatch_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import gprdimer.batch.cluster
+
+    monkeypatch.setattr(gprdimer.batch.cluster.shutil, "which", lambda command: None)
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "water.xyz").write_text(WATER)
+    argv = ["batch", str(folder), "--calc", "emt", "--db", str(tmp_path / "results.db"),
+            "--cluster", "slurm", "--cores", "2", "--memory", "2GB"]
+    assert main(argv) == 2
+    assert "no sbatch on this machine" in capsys.readouterr().err

@@ -8,6 +8,7 @@ threaded ones, and two layers of threads on one core slow each other down by up 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from ..errors import InputError
@@ -17,17 +18,19 @@ KINDS = ("local", "slurm", "pbs")
 # A worker that dies (killed, out of memory) twice on one task is not given it a third time; the
 # task is recorded as failed instead of taking down one worker after another.
 ALLOWED_FAILURES = 1
+SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub"}
 
 
 def make_cluster(kind="local", workers=None, threads_per_worker=None, queue=None, walltime=None,
-                 cores=None, memory=None, jobs=None, config=None):
+                 cores=None, memory=None, jobs=None, config=None, submit=True):
     """A started Dask cluster object.
 
     local: `workers` processes here. slurm/pbs: jobs of `cores` CPUs and `memory` each, holding
     cores // threads_per_worker single-thread workers, scaled to `jobs` (none if 0 or None).
     `config` is a YAML file with the same option names (arguments other than None win) and,
     for slurm/pbs, any further dask-jobqueue keyword (account, job_extra_directives, ...).
-    Workers and threads default to 1.
+    Workers and threads default to 1. With submit False a slurm/pbs cluster submits no job
+    (its `job_script()` is what it would submit).
     """
     if kind not in KINDS:
         raise InputError(f"unknown cluster {kind!r}; choose one of {', '.join(KINDS)}")
@@ -37,10 +40,22 @@ def make_cluster(kind="local", workers=None, threads_per_worker=None, queue=None
     # The scheduler reads this once, when it is created here.
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
         return _make_cluster(kind, workers, threads_per_worker, queue, walltime, cores, memory,
-                             jobs, config)
+                             jobs, config, submit)
 
 
-def _make_cluster(kind, workers, threads_per_worker, queue, walltime, cores, memory, jobs, config):
+def job_script(kind, **options) -> str:
+    """The job script a slurm/pbs batch with these options would submit; submits nothing."""
+    if kind not in SUBMIT_COMMANDS:
+        raise InputError(f"a job script is for --cluster slurm or pbs, not {kind}")
+    cluster = make_cluster(kind, submit=False, **options)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+def _make_cluster(kind, workers, threads_per_worker, queue, walltime, cores, memory, jobs, config,
+                  submit):
     given = dict(workers=workers, threads_per_worker=threads_per_worker, queue=queue,
                  walltime=walltime, cores=cores, memory=memory, jobs=jobs)
     options = {**read_config(config), **{k: v for k, v in given.items() if v is not None}}
@@ -56,10 +71,10 @@ def _make_cluster(kind, workers, threads_per_worker, queue, walltime, cores, mem
         return LocalCluster(n_workers=_positive(options.get("workers", 1), "workers"),
                             threads_per_worker=1, processes=True, env=env,
                             dashboard_address=None)
-    return _jobqueue_cluster(kind, options, threads, env, config)
+    return _jobqueue_cluster(kind, options, threads, env, config, submit)
 
 
-def _jobqueue_cluster(kind, options, threads, env, config):
+def _jobqueue_cluster(kind, options, threads, env, config, submit):
     import dask_jobqueue
 
     options.pop("workers", None)  # a job's worker count follows from its cores
@@ -69,6 +84,11 @@ def _jobqueue_cluster(kind, options, threads, env, config):
         raise InputError(f"--cluster {kind} needs --cores and --memory "
                          f"(or cores: and memory: in a --cluster-config file)")
     cores = _positive(cores, "cores")
+    command = SUBMIT_COMMANDS[kind]
+    if submit and shutil.which(command) is None:
+        # dask-jobqueue would start a scheduler and wait for workers that never come
+        raise InputError(f"--cluster {kind}: no {command} on this machine; run the batch where "
+                         f"{kind} takes jobs (--dry-run prints the job script)")
     processes = max(1, cores // threads)
     prologue = [f"export {name}={value}" for name, value in env.items()]
     options["job_script_prologue"] = prologue + list(options.get("job_script_prologue", []))
@@ -92,7 +112,7 @@ def _jobqueue_cluster(kind, options, threads, env, config):
     except (TypeError, ValueError) as exc:
         where = f"{config}: " if config else ""
         raise InputError(f"{where}--cluster {kind}: {exc}") from None
-    if jobs:
+    if jobs and submit:
         cluster.scale(jobs=_positive(jobs, "jobs"))
     return cluster
 

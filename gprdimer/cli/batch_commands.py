@@ -81,6 +81,8 @@ def batch(args):
                        params=params[method])
              for name, atoms, charge, multiplicity in systems
              for calc in calcs for method in methods]
+    if args.dry_run:
+        return _print_job_script(args, threads)
     _check_one_parameter_set(args.db, tasks)
     store = Store(args.db)
     done = store.done_keys()
@@ -98,6 +100,20 @@ def batch(args):
     return 0
 
 
+def _cluster_options(args, threads):
+    return dict(threads_per_worker=threads, queue=args.queue, walltime=args.walltime,
+                cores=args.cores, memory=args.memory,
+                jobs=args.jobs or (1 if args.cluster != "local" else None),
+                config=args.cluster_config)
+
+
+def _print_job_script(args, threads):
+    from ..batch.cluster import job_script
+
+    print(job_script(args.cluster, **_cluster_options(args, threads)))
+    return 0
+
+
 @contextmanager
 def _client(args, threads):
     """A Dask client on the cluster the options name, closed (with its cluster) on exit."""
@@ -110,11 +126,8 @@ def _client(args, threads):
         workers = args.workers
         if args.cluster == "local" and workers is None:
             workers = max(1, _usable_cores() // threads)
-        cluster = stack.enter_context(make_cluster(
-            args.cluster, workers=workers, threads_per_worker=threads, queue=args.queue,
-            walltime=args.walltime, cores=args.cores, memory=args.memory,
-            jobs=args.jobs or (1 if args.cluster != "local" else None),
-            config=args.cluster_config))
+        cluster = stack.enter_context(make_cluster(args.cluster, workers=workers,
+                                                   **_cluster_options(args, threads)))
         from distributed import Client
 
         yield stack.enter_context(Client(cluster))
@@ -135,6 +148,8 @@ def verify(args):
     _check_cluster_options(args)
     if not (math.isfinite(args.threshold) and args.threshold > 0):
         raise InputError(f"--threshold must be a positive number of cm⁻¹, got {args.threshold}")
+    if args.dry_run:
+        return _print_job_script(args, args.threads_per_worker or 1)
     if not args.db.is_file():
         raise InputError(f"{args.db}: no such results database")
     methods = None if args.methods is None else set(split_list(args.methods, "--methods"))

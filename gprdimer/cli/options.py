@@ -24,6 +24,8 @@ def add_cluster_options(parser):
     parser.add_argument("--cores", type=int, metavar="C", help="slurm/pbs: CPUs per job")
     parser.add_argument("--memory", metavar="SIZE", help="slurm/pbs: per job, e.g. 4GB")
     parser.add_argument("--jobs", type=int, metavar="J", help="slurm/pbs: jobs to start [1]")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="slurm/pbs: print the job script and exit; nothing is run or written")
 
 
 def add_system_options(parser, note=""):
