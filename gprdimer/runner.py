@@ -18,6 +18,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from .errors import InputError
 from .modes import SEED
 from .search import Dimer, GPRDimer, SearchResult, StopReason
+from .search.acceptance import fmax_of
 from .search.settings import check_run_settings
 
 METHODS = ("gprd", "dimer", "sella")
@@ -144,7 +145,7 @@ def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
             result.outer_iterations = opt.nsteps
         forces = atoms.get_forces()
         result.energy = float(atoms.get_potential_energy())
-        result.fmax = float(np.sqrt((forces**2).sum(axis=1)).max())
+        result.fmax = fmax_of(forces)
         result.force_norm = float(np.linalg.norm(forces))
         result.curvature = curvature
         result.converged = converged and result.fmax < fmax and not curvature >= 0

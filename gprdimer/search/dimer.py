@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _core
 from ..gp import GaussianProcess, GPSettings
-from .outer_loop import SaddleSearch
+from .outer_loop import SaddleSearch, all_finite
 from .result import Stop, StopReason
 from .settings import DimerSettings, parameter_table
 from .surrogate_model import NUMERICAL_ERRORS
@@ -87,7 +87,7 @@ class Dimer(SaddleSearch):
                                                   rot.curvature))
         except (ValueError, RuntimeError, ArithmeticError) as exc:
             raise Stop(StopReason.DIMER_FAILURE, str(exc)) from exc
-        if not (np.all(np.isfinite(rot.tau)) and np.all(np.isfinite(dx))):
+        if not all_finite(rot.tau, dx):
             raise Stop(StopReason.DIMER_FAILURE, "the rotation or translation is not finite")
         self._tau = np.array(rot.tau)
         self._x = self._x + dx

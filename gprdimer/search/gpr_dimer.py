@@ -15,15 +15,11 @@ import numpy as np
 from .. import _core
 from ..errors import GPError
 from .acceptance import fmax_of
-from .outer_loop import SaddleSearch
+from .outer_loop import SaddleSearch, all_finite
 from .result import NoProgress, StopReason
 from .settings import GPRDimerSettings, parameter_table
 from .starts import plan_starts
 from .surrogate_model import SurrogateModel
-
-
-def _all_finite(*arrays):
-    return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
 
 
 class GPRDimer(SaddleSearch):
@@ -66,13 +62,13 @@ class GPRDimer(SaddleSearch):
 
     def _rotate(self, x, tau):
         rot = _core.rotate_on_surrogate(self.gp.surrogate(), x, tau, self._initial_rotation)
-        if not _all_finite(rot.tau):
+        if not all_finite(rot.tau):
             raise GPError("the rotation on the GP returned a non-finite mode")
         return rot
 
     def _relax(self, x, tau, settings):
         inner = _core.relax_on_surrogate(self.gp.surrogate(), x, tau, settings)
-        if not _all_finite(inner.positions, inner.tau):
+        if not all_finite(inner.positions, inner.tau):
             raise GPError("the search on the GP returned non-finite positions")
         return inner
 

@@ -24,6 +24,11 @@ from .result import NoProgress, SearchResult, Stop, StopReason
 from .settings import check_run_settings
 
 
+def all_finite(*arrays):
+    """Whether every entry of every array is finite: what a C++ step returned is usable."""
+    return all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays)
+
+
 class Coordinates:
     """The moving coordinates of a search (fixed atoms left out) and back."""
 
