@@ -6,7 +6,6 @@ copy of ``sella_si_data.zip`` (or its unpacked folder).
 
 import csv
 import hashlib
-import io
 import re
 import warnings
 import zipfile
@@ -14,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ase import Atoms
-from ase.io import read
 
 from .errors import InputError
+from .structures import check_structure, xyz_frames
 
 ZIP_NAME = 'sella_si_data.zip'
 ZIP_SHA256 = 'ff51e679bc5499dfce73e59e5f90872a7f14dbfa66bf80762bb3efe739a0f00c'
@@ -109,13 +108,11 @@ def _reactions(source, entries):
 
 
 def _parse_xyz(text, where):
-    try:
-        atoms = read(io.StringIO(text), format='xyz')
-    except Exception as err:  # ASE raises several types for malformed XYZ
-        raise InputError(f"{where}: not a readable XYZ file ({err})") from None
-    if len(atoms) == 0:
-        raise InputError(f"{where}: XYZ file holds no atoms")
-    return atoms
+    frames = xyz_frames(text, where)
+    if len(frames) != 1:
+        raise InputError(f"{where}: {len(frames)} frames; a guess of the set is one structure")
+    check_structure(frames[0], where)
+    return frames[0]
 
 
 def read_reference(path, method):

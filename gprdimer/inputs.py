@@ -1,4 +1,4 @@
-"""Reading and checking what users hand us: XYZ guesses and mode vectors.
+"""Checking what users hand us: geometries, mode vectors, charge and multiplicity.
 
 Every problem becomes one InputError that names the file, the line or atom, and the fault, so
 that the command line can print it and exit 2 instead of showing a traceback.
@@ -6,58 +6,15 @@ that the command line can print it and exit 2 instead of showing a traceback.
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers
 
 from .errors import InputError
 
 MIN_DISTANCE = 0.3  # Å: closer atoms are a broken file, not chemistry
-
-
-def parse_xyz(text: str, where: str) -> Atoms:
-    """Atoms from the text of a plain XYZ file (count line, comment line, `Symbol x y z`)."""
-    lines = text.splitlines()
-    if not lines or not text.strip():
-        raise InputError(f"{where}: empty file")
-    try:
-        n = int(lines[0].split()[0])
-    except (ValueError, IndexError):
-        raise InputError(f"{where}, line 1: expected the number of atoms, got {lines[0]!r}") from None
-    if n < 1:
-        raise InputError(f"{where}, line 1: the number of atoms must be positive, got {n}")
-    body = [ln for ln in lines[2:2 + n]]
-    if len(lines) < 2 + n or any(not ln.strip() for ln in body):
-        found = sum(1 for ln in lines[2:] if ln.strip())
-        raise InputError(f"{where}: truncated: line 1 announces {n} atoms, the file holds {found}")
-    extra = [ln for ln in lines[2 + n:] if ln.strip()]
-    if extra:
-        raise InputError(f"{where}: line 1 announces {n} atoms but {n + len(extra)} atom lines follow")
-    symbols, positions = [], []
-    for k, line in enumerate(body):
-        lineno = k + 3
-        parts = line.split()
-        if len(parts) < 4:
-            raise InputError(f"{where}, line {lineno} (atom {k}): expected 'Symbol x y z', got {line.strip()!r}")
-        sym = parts[0].capitalize()
-        if sym not in atomic_numbers or sym == "X":
-            raise InputError(f"{where}, line {lineno} (atom {k}): unknown element {parts[0]!r}")
-        try:
-            xyz = [float(v) for v in parts[1:4]]
-        except ValueError:
-            raise InputError(f"{where}, line {lineno} (atom {k}, {sym}): coordinates are not numbers: "
-                             f"{' '.join(parts[1:4])!r}") from None
-        if not all(math.isfinite(v) for v in xyz):
-            raise InputError(f"{where}, line {lineno} (atom {k}, {sym}): coordinates contain NaN or infinity")
-        symbols.append(sym)
-        positions.append(xyz)
-    atoms = Atoms(symbols, positions=positions)
-    check_geometry(atoms, where)
-    return atoms
 
 
 def check_geometry(atoms: Atoms, where: str) -> None:
@@ -74,18 +31,6 @@ def check_geometry(atoms: Atoms, where: str) -> None:
             what = "duplicate atoms" if d[i, j] < 1e-8 else "overlapping atoms"
             raise InputError(f"{where}: {what}: atoms {i} ({atoms[i].symbol}) and {j} ({atoms[j].symbol}) "
                              f"are {d[i, j]:.3f} Å apart (minimum {MIN_DISTANCE} Å)")
-
-
-def read_structure(path) -> Atoms:
-    """The guess geometry in an XYZ file."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as text ({exc})") from None
-    return parse_xyz(text, str(path))
 
 
 def read_mode(path, n_atoms: int) -> np.ndarray:
@@ -124,7 +69,7 @@ def check_multiplicity(atoms, charge, multiplicity, where):
     as many as there are electrons at most and of the same parity."""
     electrons = int(atoms.numbers.sum()) - int(charge)
     if electrons < 0:
-        raise InputError(f"{where}: --charge {charge} removes more electrons than the "
+        raise InputError(f"{where}: charge {charge} removes more electrons than the "
                          f"{int(atoms.numbers.sum())} the atoms have")
     unpaired = multiplicity - 1
     if multiplicity < 1 or unpaired > electrons or unpaired % 2 != electrons % 2:

@@ -109,22 +109,36 @@ def steps_for(method, steps=None):
 
 
 def run_search(atoms, method="gprd", *, mode="random", fmax=0.01, steps=None, seed=SEED,
-               trajectory=None, logfile=None, params=None) -> SearchResult:
+               trajectory=None, logfile=None, restart=None, params=None) -> SearchResult:
     """Runs one search from `atoms` (calculator attached); returns its SearchResult.
 
-    `mode` and `seed` apply to the dimer methods (Sella starts from the undisplaced guess and
-    finds its own mode); `params` are keyword arguments of the method's class.
+    `mode`, `seed` and `restart` (the file of every call, GPRDimer's) apply to the dimer
+    methods (Sella starts from the undisplaced guess and finds its own mode); `params` are
+    keyword arguments of the method's class.
     """
     steps = check_settings(method, fmax, steps)
     # the method's class, built below before any call, refuses a bad value itself
     params = _check_keywords(method, params)
     if method == "sella":
+        if restart is not None:
+            raise InputError("restart: the runner restarts the dimer methods only, not Sella")
         return _run_sella(atoms, fmax, steps, trajectory, logfile, params)
-    opt = _search_class(method)(atoms, mode=mode, trajectory=trajectory, logfile=logfile,
-                                seed=seed, **params)
+    opt = _search_class(method)(atoms, restart, logfile, trajectory, mode=mode, seed=seed,
+                                **params)
     with opt:
-        opt.run(fmax=fmax, steps=steps)
+        try:
+            opt.run(fmax=fmax, steps=steps)
+        except KeyboardInterrupt as exc:
+            raise SearchInterrupted(opt.result) from exc
     return opt.result
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search, with what the search had found so far."""
+
+    def __init__(self, result):
+        super().__init__(result.stop_reason)
+        self.result = result
 
 
 def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
@@ -145,6 +159,7 @@ def _run_sella(atoms, fmax, steps, trajectory, logfile, params):
             result.outer_iterations = opt.nsteps
         forces = atoms.get_forces()
         result.energy = float(atoms.get_potential_energy())
+        result.forces = np.array(forces)
         result.fmax = fmax_of(forces)
         result.force_norm = float(np.linalg.norm(forces))
         result.curvature = curvature

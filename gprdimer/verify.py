@@ -23,7 +23,7 @@ VERIFIED = "verified_imaginary"
 
 def verification_task(row_id, row, positions, numbers, threads=1, threshold=IMAGINARY_CM):
     """What a worker needs to verify one row."""
-    return {"id": int(row_id), "calc": row["calc"], "charge": int(row.get("charge", 0)),
+    return {"id": int(row_id), "calc": row["calc"], "charge": int(row.get("total_charge", 0)),
             "multiplicity": int(row.get("multiplicity", 1)), "system": row.get("system", ""),
             "numbers": list(map(int, numbers)), "positions": [list(map(float, p)) for p in positions],
             "threads": int(threads), "threshold": float(threshold)}

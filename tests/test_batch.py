@@ -26,6 +26,7 @@ from gprdimer.batch.tasks import task_seed
 from gprdimer.search import StopReason
 from gprdimer.cli import build_parser, main
 from gprdimer.errors import InputError
+from gprdimer.verify import verification_task
 
 # Cheap EMT molecules; with an unreachable fmax every search runs its full step budget, so a
 # task's duration is set by --steps alone.
@@ -363,3 +364,53 @@ def test_cluster_config_file_and_overrides(tmp_path):
 def test_cluster_option_errors(options, message):
     with pytest.raises(InputError, match=message):
         make_cluster(submit=False, **options)
+
+
+def test_a_folder_of_guesses_in_another_format_keeps_each_file_s_spin(tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    cation = molecule("H2O")
+    cation.info.update(charge=1, multiplicity=2)
+    write(folder / "cation.extxyz", cation, format="extxyz")
+    write(folder / "neutral.extxyz", molecule("NH3"), format="extxyz")
+    write(folder / "ignored.xyz", molecule("CH4"), format="xyz")  # not matched by --files
+    db = tmp_path / "r.db"
+    assert main(["batch", str(folder), "--files", "*.extxyz", "--calc", "emt", "--db", str(db),
+                 "--workers", "1", "--steps", "2"]) == 0
+    spins = {r["system"]: (r["total_charge"], r["multiplicity"]) for r in read_rows(db)}
+    assert spins == {"cation": (1, 2), "neutral": (0, 1)}
+    # the verifier computes the Hessian of the charged system, not of its neutral parent
+    row = ase.db.connect(str(db)).get(system="cation")
+    task = verification_task(row.id, row.key_value_pairs, row.positions, row.numbers)
+    assert (task["charge"], task["multiplicity"]) == (1, 2)
+
+
+FIRST_RUNNER = """
+import sqlite3, sys, time
+from ase.db.sqlite import init_statements
+first = sqlite3.connect(sys.argv[1], isolation_level=None)
+first.execute("BEGIN IMMEDIATE")
+for statement in init_statements:
+    first.execute(statement)
+print("creating", flush=True)
+time.sleep(1.0)
+first.execute("COMMIT")
+"""
+
+
+def test_a_runner_that_finds_a_new_database_being_created_waits_for_its_tables(tmp_path):
+    # Two runners started together on a new database: one in four trials the second exited 2
+    # with "table systems already exists", having looked for the tables while the first was
+    # creating them. Here a first runner holds the write lock mid-creation.
+    from gprdimer.cli.batch_commands import open_store
+
+    db = tmp_path / "new.db"
+    first = subprocess.Popen([sys.executable, "-c", FIRST_RUNNER, str(db)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "creating"
+        store = open_store(db, [emt_task()])  # waits at the lock, then finds the tables
+        assert store.done_keys() == set()
+    finally:
+        first.wait(30)
+    assert first.returncode == 0

@@ -31,7 +31,11 @@ def test_search_writes_trajectory_and_result_beside_the_input(tmp_path, capsys):
     assert result["method"] == "gprd" and result["calc"] == "emt"
     assert result["settings"]["steps"] == 8 and "ase" in result["versions"]
     assert result["calls"] > 0 and np.shape(result["positions"]) == (3, 3)
-    assert len(read(tmp_path / "hcn.gprd.traj", ":")) == result["calls"]
+    assert len(read(tmp_path / "hcn.gprd.calls.traj", ":")) == result["calls"]
+    path = read(tmp_path / "hcn.gprd.traj", ":")
+    assert len(path) == result["outer_iterations"] + 1
+    np.testing.assert_allclose(path[-1].positions, result["positions"])
+    assert not (tmp_path / "hcn.gprd.ts.xyz").exists()  # no saddle, no saddle file
     out = capsys.readouterr().out
     assert "GPRDimer" in out and f"calls        {result['calls']}" in out
     assert result["starts"] >= 1 and f"{result['starts']} start" in out
@@ -58,6 +62,42 @@ def test_search_without_a_guess_runs_the_built_in_example(tmp_path, monkeypatch,
     assert result["curvature"] < 0
     assert (tmp_path / "hcn_to_hnc.gprd.traj").is_file()
     assert "converged    yes" in capsys.readouterr().out
+    # the saddle file is a guess for the next calculation: geometry, true energy and forces,
+    # the mode, and the spin it was found in
+    saddle = read(tmp_path / "hcn_to_hnc.gprd.ts.xyz")
+    np.testing.assert_allclose(saddle.positions, result["positions"], atol=1e-8)
+    assert saddle.get_potential_energy() == pytest.approx(result["energy"], abs=1e-6)
+    assert np.abs(saddle.get_forces()).max() < 0.01
+    np.testing.assert_allclose(saddle.arrays["mode"], result["mode"], atol=1e-8)
+    assert saddle.info["charge"] == 0 and saddle.info["multiplicity"] == 1
+    assert saddle.info["n_imaginary"] == 1
+    frames = read(tmp_path / "hcn_to_hnc.gprd.mode.xyz", ":")
+    assert len(frames) == 20
+    moved = [np.linalg.norm(f.positions - saddle.positions, axis=1).max() for f in frames]
+    assert max(moved) == pytest.approx(0.3, abs=0.02) and moved[0] == pytest.approx(0, abs=1e-6)
+
+
+def test_a_search_stopped_early_continues_with_restart(tmp_path, capsys):
+    guess = tmp_path / "hcn.xyz"
+    guess.write_text(HCN)
+    argv = ["search", guess, "--calc", "emt", "--method", "gprd", "--fmax", "0.05"]
+    assert run(argv) == 0
+    whole = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert run(argv + ["--steps", "3"]) == 1  # a finished search's files are replaced
+    first = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    (tmp_path / "hcn.gprd.json").unlink()  # as a search killed before it wrote its record
+    assert run(argv) == 2
+    assert "holds the calls of a search that did not finish: add --restart" in \
+        capsys.readouterr().err
+    assert run(argv + ["--restart"]) == 0
+    again = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert again["reused_calls"] == first["calls"]
+    assert again["calls"] + again["reused_calls"] == whole["calls"]
+    np.testing.assert_allclose(again["positions"], whole["positions"], atol=1e-12)
+    assert f"({first['calls']} more read from the restart file)" in capsys.readouterr().out
+    assert run(argv + ["--restart", "--fmax", "0.04"]) == 2
+    assert "holds a search with another fmax" in capsys.readouterr().err
+    assert (tmp_path / "hcn.gprd.ts.xyz").is_file()  # a refused restart removes nothing
 
 
 def test_search_verify_adds_a_true_hessian_and_prints_the_frequencies(tmp_path, monkeypatch,

@@ -108,7 +108,7 @@ def test_broken_xyz_names_the_file(tmp_path):
     for spin in ('singlets', 'doublets'):
         (tmp_path / spin).mkdir()
     (tmp_path / 'singlets' / '000.xyz').write_text('2\n\nC 0 0\n')
-    with pytest.raises(InputError, match=r'singlets/000\.xyz: not a readable XYZ file'):
+    with pytest.raises(InputError, match=r'singlets/000\.xyz: truncated: line 1 announces 2 atoms'):
         list(load_sella500(tmp_path))
 
 

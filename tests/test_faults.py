@@ -109,20 +109,27 @@ REASONS = {
 def test_calculator_fault_at_call_k_stops_the_search(tmp_path, method, kind, k):
     atoms, mode = morse_cluster()
     atoms.calc = calc = FaultyMorse(k, kind)
-    traj = tmp_path / "search.traj"
-    with METHODS[method](atoms, mode=mode, trajectory=str(traj), logfile=None) as opt:
+    traj, record = tmp_path / "search.traj", tmp_path / "calls.traj"
+    with METHODS[method](atoms, restart=str(record), trajectory=str(traj), mode=mode,
+                         logfile=None) as opt:
         assert opt.run(fmax=FMAX, steps=50) is False
     result = opt.result
     assert result.stop_reason.startswith(REASONS[kind])
     assert not result.converged
     assert result.calls == calc.calls == k  # the failed call is counted
-    images = read(traj, ":")
+    images = read(record, ":") if k > 1 else []
     assert len(images) == k - 1  # exactly the good evaluations before it
     assert [im.get_potential_energy() for im in images] == pytest.approx(calc.good)
     assert all(np.all(np.isfinite(im.get_forces())) for im in images)
     assert np.shape(result.positions) == (7, 3) and np.all(np.isfinite(result.positions))
     if k > 1:
         assert math.isfinite(result.energy) and math.isfinite(result.fmax)
+        # the path's last frame is the point the result reports, with its true energy
+        last = read(traj, -1)
+        np.testing.assert_array_equal(last.positions, result.positions)
+        assert last.get_potential_energy() == result.energy
+    else:
+        assert not traj.exists() or not read(traj, ":")
 
 
 def test_unconverged_pyscf_scf_stops_the_search(tmp_path):
@@ -395,10 +402,10 @@ def test_results_held_before_the_search_are_still_its_first_call(tmp_path):
     atoms, mode = morse_cluster()
     atoms.calc = morse()
     atoms.get_potential_energy()
-    traj = tmp_path / "search.traj"
-    with GPRDimer(atoms, mode=mode, trajectory=str(traj), logfile=None) as opt:
+    record = tmp_path / "calls.traj"
+    with GPRDimer(atoms, restart=str(record), mode=mode, logfile=None) as opt:
         opt.run(fmax=FMAX, steps=3)
-    images = read(traj, ":")
+    images = read(record, ":")
     assert len(images) == opt.result.calls >= 2
     assert np.allclose(images[0].positions, morse_cluster()[0].positions)
 

@@ -20,7 +20,8 @@ from cli_support import WATER, run
 
 import gprdimer.cli.search_command
 from gprdimer import Dimer, GPRDimer, InputError
-from gprdimer.inputs import read_mode, read_structure
+from gprdimer.inputs import read_mode
+from gprdimer.structures import read_structure
 from gprdimer.runner import CountingCalculator, run_search
 
 
@@ -45,7 +46,8 @@ BAD_XYZ = {
                   "truncated.xyz: truncated: line 1 announces 3 atoms, the file holds 2"),
     "cut-line": ("3\nw\nO 0 0 0\nH 0 0.76 0.58\nH 0 -0.76\n",
                  "cut-line.xyz, line 5 (atom 2): expected 'Symbol x y z', got 'H 0 -0.76'"),
-    "too-many": (WATER + "H 1 1 1\n", "too-many.xyz: line 1 announces 3 atoms but 4 atom lines follow"),
+    "too-many": (WATER + "H 1 1 1\n", "too-many.xyz, line 6: after the 3 atoms announced on line 1, expected the atom count "
+                 "of a next frame, got 'H 1 1 1'"),
     "not-numbers": ("3\nw\nO 0 0 0\nH 0 a 0.58\nH 0 -0.76 0.58\n",
                     "not-numbers.xyz, line 4 (atom 1, H): coordinates are not numbers: '0 a 0.58'"),
     "unknown-element": ("3\nw\nO 0 0 0\nQq 0 0.76 0.58\nH 0 -0.76 0.58\n",
@@ -231,7 +233,7 @@ def test_dimer_memory_must_be_positive():
 @pytest.mark.parametrize("argv, message", [
     (["--multiplicity", "2"], "multiplicity 2 is impossible with 10 electrons"),
     (["--multiplicity", "0"], "multiplicity 0 is impossible with 10 electrons"),
-    (["--charge", "11"], "--charge 11 removes more electrons than the 10 the atoms have"),
+    (["--charge", "11"], "charge 11 removes more electrons than the 10 the atoms have"),
     (["--fmax", "-1"], "fmax must be a positive number, got -1.0"),
     (["--fmax", "nan"], "fmax must be a positive number, got nan"),
     (["--steps", "0"], "steps must be at least 1, got 0"),

@@ -114,21 +114,25 @@ def negative_modes(atoms, h=1e-3):
     return int(np.sum(ev < -1e-2))
 
 
-def test_fixed_atoms_do_not_move_and_trajectory_holds_every_call(tmp_path):
+def test_fixed_atoms_do_not_move_and_the_files_hold_the_path_and_every_call(tmp_path):
     atoms, calc, mode = adatom_hop()
     atoms.calc = calc()
     fixed = atoms.constraints[0].get_indices()
     x_fixed = atoms.positions[fixed].copy()
-    traj = tmp_path / "gprd.traj"
-    opt = GPRDimer(atoms, mode=mode, trajectory=str(traj), logfile=None, **HEAVY)
+    traj, record = tmp_path / "gprd.traj", tmp_path / "gprd.calls.traj"
+    opt = GPRDimer(atoms, str(record), None, str(traj), mode=mode, **HEAVY)
     opt.run(fmax=FMAX, steps=200)
     assert opt.result.converged, opt.result.stop_reason
-    from ase.io import read
-
-    images = read(traj, ":")
-    assert len(images) == opt.result.calls
+    assert len(read(record, ":")) == opt.result.calls
+    # the path: the start and one frame per outer iteration, the saddle last
+    path = read(traj, ":")
+    assert len(path) == opt.result.outer_iterations + 1
+    np.testing.assert_array_equal(path[-1].positions, opt.result.positions)
+    assert path[-1].get_potential_energy() == opt.result.energy
+    assert path[-1].info["curvature"] == opt.result.curvature < 0
+    assert all(np.allclose(frame.positions[fixed], x_fixed) for frame in path)
     assert np.allclose(atoms.positions[fixed], x_fixed)
-    assert all(np.allclose(im.positions[fixed], x_fixed) for im in images)
+    assert all(np.allclose(im.positions[fixed], x_fixed) for im in read(record, ":"))
 
 
 def test_result_fields_and_log(tmp_path):
@@ -200,15 +204,15 @@ def test_patience_stops_a_search_without_a_new_lowest_fmax():
 
 def restarted_search(tmp_path=None, **keywords):
     """A search from the pushed-out cluster to a force target it cannot reach, so that only
-    patience stops end its starts; its guess, and every frame when traced."""
+    patience stops end its starts; its guess, and every call when recorded."""
     atoms, calc = pushed_out_cluster()
     guess = atoms.positions.copy()
     atoms.calc = calc()
-    traj = None if tmp_path is None else str(tmp_path / "search.traj")
-    with GPRDimer(atoms, mode="random", trajectory=traj, logfile=None, patience=3,
+    record = None if tmp_path is None else str(tmp_path / "calls.traj")
+    with GPRDimer(atoms, restart=record, mode="random", logfile=None, patience=3,
                   **keywords) as opt:
         assert not opt.run(fmax=1e-9, steps=300)
-    return opt, guess, (None if traj is None else read(traj, ":"))
+    return opt, guess, (None if record is None else read(record, ":"))
 
 
 def test_after_a_patience_stop_a_second_start_from_the_guess_keeps_the_gp_data(tmp_path):

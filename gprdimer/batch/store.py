@@ -40,6 +40,13 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: cannot be used as a results database ({exc})") from None
 
+    def rows(self) -> list[dict]:
+        """Every row's key-value pairs, in the order written."""
+        try:
+            return [dict(row.key_value_pairs) for row in self._db.select()]
+        except sqlite3.Error as exc:
+            raise OSError(f"{self.path}: cannot read the results database ({exc})") from None
+
     def done_keys(self) -> set[str]:
         """Task keys already recorded; a restarted batch runs only the others."""
         try:

@@ -92,7 +92,7 @@ def _base_row(task):
     return {
         "task_key": task["key"], "system": task["system"], "method": task["method"],
         "calc": task["calc"], "spin": spin_name(task["multiplicity"]),
-        "multiplicity": task["multiplicity"], "charge": task["charge"], "seed": task["seed"],
+        "multiplicity": task["multiplicity"], "total_charge": task["charge"], "seed": task["seed"],
         "fmax_target": task["fmax"], "steps": task["steps"], "start_mode": str(task["mode"]),
         "threads": task["threads"], "parameters": parameters_text(task["params"]),
         "versions": json.dumps(software_versions(task["method"], task["calc"])),
@@ -120,23 +120,11 @@ def _search(task):
                n_imaginary=None if result.n_imaginary is None else int(result.n_imaginary),
                check_calls=int(result.check_calls),
                positions=np.asarray(result.positions).tolist(),
-               forces=_cached_forces(atoms, result.positions),
+               forces=None if result.forces is None else np.asarray(result.forces).tolist(),
                mode=np.asarray(result.mode).tolist(),
                frequencies=(None if result.frequencies is None
                             else np.asarray(result.frequencies).tolist()))
     return row
-
-
-def _cached_forces(atoms, positions):
-    """Forces at the final geometry if the calculator still holds them; never a new call."""
-    if len(positions) != len(atoms):
-        return None
-    atoms.positions = positions
-    try:
-        forces = atoms.calc.get_property("forces", atoms, allow_calculation=False)
-    except Exception:  # calculators without cached results (or a failed last call) have none
-        return None
-    return None if forces is None else np.asarray(forces).tolist()
 
 
 def _run_with_timeout(task):

@@ -6,33 +6,42 @@ from __future__ import annotations
 import math
 import os
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 
 from ..calculators.factory import make_calculator
 from ..errors import InputError
-from ..inputs import check_multiplicity, read_structure
+from ..inputs import check_multiplicity
+from ..structures import read_structure, system_spin
 from ..runner import check_params, check_settings
 from .options import check_positive, split_list
 
 
 # A task's row settings that change its result, as (row key, task key, option) each.
 _ROW_SETTINGS = (("fmax_target", "fmax", "--fmax"), ("steps", "steps", "--steps"),
-                 ("seed", "seed", "--seed"), ("charge", "charge", "--charge"),
+                 ("seed", "seed", "--seed"), ("total_charge", "charge", "--charge"),
                  ("multiplicity", "multiplicity", "--multiplicity"))
 
 
-def _check_one_parameter_set(db, tasks):
+def open_store(db, tasks):
+    """The batch's store, refused where it holds these tasks' systems run with other settings.
+    The store creates a new database's tables under its write lock, before anything reads it:
+    a second runner started at the same moment waits for them instead of creating them too."""
+    from ..batch import Store
+
+    store = Store(db)
+    _check_one_parameter_set(store, tasks)
+    return store
+
+
+def _check_one_parameter_set(store, tasks):
     """A database holds one set of settings per method and calculator, as its report compares
     methods by name: rows run with other keywords, force target, step limit, seed or spin make
     another database (a rerun would otherwise find every task "already in")."""
-    if not Path(db).is_file():
-        return
-    from ..batch import read_rows
     from ..batch.tasks import parameters_text
 
+    db = store.path
     wanted = {(t["method"], t["calc"]): parameters_text(t["params"]) for t in tasks}
     by_key = {t["key"]: t for t in tasks}
-    for row in read_rows(db):
+    for row in store.rows():
         want = wanted.get((row.get("method"), row.get("calc")))
         if want is not None and row.get("parameters", "{}") != want:
             raise InputError(f"{db}: its {row['method']} rows on {row['calc']} were run with "
@@ -56,7 +65,7 @@ def require_dask(command):
 
 def batch(args):
     require_dask("batch")
-    from ..batch import Store, make_task, run_batch
+    from ..batch import make_task, run_batch
 
     methods = split_list(args.methods, "--methods")
     calcs = split_list(args.calc, "--calc")
@@ -83,8 +92,7 @@ def batch(args):
              for calc in calcs for method in methods]
     if args.dry_run:
         return _print_job_script(args, threads)
-    _check_one_parameter_set(args.db, tasks)
-    store = Store(args.db)
+    store = open_store(args.db, tasks)
     done = store.done_keys()
     todo = [task for task in tasks if task["key"] not in done]
     print(f"gprdimer batch: {len(tasks)} tasks, {len(tasks) - len(todo)} already in {args.db}, "
@@ -170,13 +178,13 @@ def verify(args):
 
 
 def _load_systems(args):
-    """(name, atoms, charge, multiplicity) of every system in the set or .xyz folder."""
+    """(name, atoms, charge, multiplicity) of every system in the set or the folder of guesses."""
     from ..data import load_sella500
 
     path = args.set
-    if path.is_dir() and any(path.glob("*.xyz")):
-        return [(f.stem, read_structure(f), args.charge, args.multiplicity)
-                for f in sorted(path.glob("*.xyz"))]
+    if path.is_dir() and any(path.glob(args.files)):
+        return [(f.stem, atoms, *system_spin(atoms, args.charge, args.multiplicity, str(f)))
+                for f in sorted(path.glob(args.files)) for atoms in [read_structure(f)]]
     return [(r.name, r.atoms, r.charge, r.multiplicity) for r in load_sella500(path)]
 
 

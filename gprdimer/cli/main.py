@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .. import __version__
-from ..errors import InputError
+from ..errors import InputError, InputNote
 from ..modes import MODE_CHOICES, SEED
 from ..runner import METHODS
 from ..vibrations import IMAGINARY_CM
@@ -32,13 +33,26 @@ class _Parser(argparse.ArgumentParser):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.command(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputNote)
+            warnings.showwarning = _show_note
+            return args.command(args)
     except (InputError, OSError) as exc:
         _report_error(str(exc))
         return 2
     except KeyboardInterrupt:
         print("gprdimer: interrupted", file=sys.stderr)
         return 130
+
+
+def _show_note(message, category, *args, **kwargs):
+    if issubclass(category, InputNote):
+        print(f"gprdimer: note: {message}", file=sys.stderr, flush=True)
+    else:
+        _default_showwarning(message, category, *args, **kwargs)
+
+
+_default_showwarning = warnings.showwarning
 
 
 def _report_error(message):
@@ -54,8 +68,11 @@ def build_parser():
 
     search = commands.add_parser("search", help="one saddle search from a guess geometry")
     search.set_defaults(command=search_command.command)
-    search.add_argument("guess", nargs="?", type=Path,
-                        help=f"XYZ guess; without one, the built-in {EXAMPLE} example")
+    search.add_argument("guess", nargs="?",
+                        help="guess structure, any format ase.io reads (extxyz charge= and "
+                             "multiplicity= and FixAtoms are honoured); FILE@INDEX takes one "
+                             f"frame of several [the last]; without one, the built-in {EXAMPLE} "
+                             "example")
     add_system_options(search)
     search.add_argument("--calc", default="hf/3-21g",
                         help="calculator: hf/3-21g, xtb, emt, ... [hf/3-21g]")
@@ -68,20 +85,27 @@ def build_parser():
                         help="confirm the saddle with a true Hessian (analytic for PySCF, "
                              "finite differences otherwise), counted in the calls")
     search.add_argument("--seed", type=int, default=SEED, help=f"seed of the random mode [{SEED}]")
+    search.add_argument("--restart", action="store_true",
+                        help="continue the search of this guess and method from its "
+                             "GUESS.METHOD.calls.traj (same options): the calls saved there "
+                             "are replayed, not repeated")
     search.add_argument("--threads", type=int, default=1,
                         help="BLAS/OpenMP/PySCF threads [1: fastest on a shared machine]")
 
     batch = commands.add_parser("batch", help="many searches on Dask, results in an ase.db")
     batch.set_defaults(command=batch_commands.batch)
     batch.add_argument("set", type=Path, metavar="SET",
-                       help="the 500-reaction set (folder or zip) or a folder of .xyz files")
+                       help="the 500-reaction set (folder or zip) or a folder of guesses")
+    batch.add_argument("--files", default="*.xyz", metavar="PATTERN",
+                       help="in a folder of guesses, the files to run (any format ase.io "
+                            "reads), e.g. '*.traj' [*.xyz]")
     batch.add_argument("--methods", default="gprd", metavar="LIST",
                        help="comma-separated, e.g. gprd,dimer,sella [gprd]")
     batch.add_argument("--calc", default="hf/3-21g", metavar="LIST",
                        help="calculator(s), comma-separated [hf/3-21g]")
     batch.add_argument("--db", type=Path, default=Path("results.db"),
                        help="results database; a rerun skips its finished tasks [results.db]")
-    add_system_options(batch, "for a folder of .xyz files")
+    add_system_options(batch, "for a folder of guesses")
     add_search_options(batch)
     batch.add_argument("--seed", type=int, default=SEED,
                        help="base seed; each system's seed derives from it and its name")

@@ -30,9 +30,10 @@ def add_cluster_options(parser):
 
 def add_system_options(parser, note=""):
     suffix = f" {note}" if note else ""
-    parser.add_argument("--charge", type=int, default=0, help=f"total charge{suffix} [0]")
-    parser.add_argument("--multiplicity", type=int, default=1,
-                        help=f"spin multiplicity 2S+1{suffix} [1]")
+    parser.add_argument("--charge", type=int,
+                        help=f"total charge{suffix} [the file's charge=, else 0]")
+    parser.add_argument("--multiplicity", type=int,
+                        help=f"spin multiplicity 2S+1{suffix} [the file's multiplicity=, else 1]")
 
 
 def add_search_options(parser):

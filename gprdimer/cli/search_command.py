@@ -1,4 +1,6 @@
-"""`gprdimer search`: one saddle search from a guess, its trajectory and a JSON record."""
+"""`gprdimer search`: one saddle search from a guess; beside the guess it writes GUESS.METHOD
+with the suffixes .traj (the saddle path), .calls.traj (every call: what --restart resumes
+from), .json (the record of the search) and, where it converged, .ts.xyz and .mode.xyz."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ import numpy as np
 
 from ..calculators.factory import make_calculator
 from ..errors import InputError
-from ..inputs import check_multiplicity, read_mode, read_structure
+from ..inputs import check_multiplicity, read_mode
 from ..modes import MODE_CHOICES
-from ..runner import check_params, check_settings, run_search
+from ..runner import SearchInterrupted, check_params, check_settings, run_search
+from ..search import StopReason
+from ..saddle_files import saddle_atoms, write_mode_animation, write_saddle
+from ..structures import read_structure, split_frame, system_spin
 from .options import check_positive
 
 EXAMPLE = "hcn_to_hnc.xyz"  # the README's first command: HCN -> HNC at HF/3-21G, seconds
@@ -37,34 +42,86 @@ def command(args):
         if args.guess is None:
             guess = stack.enter_context(
                 resources.as_file(resources.files("gprdimer") / "examples" / EXAMPLE))
-            folder = Path.cwd()
         else:
-            guess, folder = args.guess, args.guess.parent
+            guess = args.guess
         atoms = read_structure(guess)
-    check_multiplicity(atoms, args.charge, args.multiplicity, str(args.guess or EXAMPLE))
+    guess, _ = split_frame(guess)
+    folder = Path.cwd() if args.guess is None else guess.parent
+    where = str(args.guess or EXAMPLE)
+    charge, multiplicity = system_spin(atoms, args.charge, args.multiplicity, where)
+    check_multiplicity(atoms, charge, multiplicity, where)
     mode = args.mode if args.mode in MODE_CHOICES else read_mode(args.mode, len(atoms))
-    atoms.calc = make_calculator(args.calc, args.charge, args.multiplicity, threads=args.threads,
+    atoms.calc = make_calculator(args.calc, charge, multiplicity, threads=args.threads,
                                  label=guess.stem)
-    stem = f"{guess.stem}.{args.method}"
-    trajectory, summary = folder / f"{stem}.traj", folder / f"{stem}.json"
+    stem = folder / f"{guess.stem}.{args.method}"
+    files = {kind: stem.with_name(f"{stem.name}.{kind}")
+             for kind in ("traj", "calls.traj", "json", "ts.xyz", "mode.xyz")}
+    restart = _restart_file(args, files)
+    files["json"].unlink(missing_ok=True)  # until this search writes its own: it has not finished
     print(f"gprdimer search: {guess.name}, {args.method} on {args.calc}, "
-          f"charge {args.charge}, multiplicity {args.multiplicity}", flush=True)
-    with thread_limit(args.threads):
-        result = run_search(atoms, args.method, mode=mode, fmax=args.fmax, steps=steps,
-                            seed=args.seed, trajectory=str(trajectory), logfile="-",
-                            params=params)
+          f"charge {charge}, multiplicity {multiplicity}", flush=True)
     record = {
-        "input": str(args.guess or EXAMPLE), "method": args.method, "calc": args.calc,
-        "charge": args.charge, "multiplicity": args.multiplicity,
+        "input": where, "method": args.method, "calc": args.calc,
+        "charge": charge, "multiplicity": multiplicity,
         "settings": {"fmax": args.fmax, "steps": steps, "seed": args.seed,
                      "mode": str(args.mode), "threads": args.threads, "params": params},
         "versions": software_versions(args.method, args.calc),
-        **dataclasses.asdict(result),
-        "stop": result.stop.value, "stop_reason": result.stop_reason,
     }
-    summary.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
-    _print_summary(result, trajectory, summary)
+    try:
+        with thread_limit(args.threads):
+            result = run_search(atoms, args.method, mode=mode, fmax=args.fmax, steps=steps,
+                                seed=args.seed, trajectory=str(files["traj"]), logfile="-",
+                                restart=restart, params=params)
+    except SearchInterrupted as interrupt:
+        _write_record(files["json"], record, interrupt.result)
+        print(f"\ninterrupted after {interrupt.result.calls} calls; wrote {files['json']}"
+              + ("" if restart is None else "; continue with the same command and --restart"),
+              flush=True)
+        raise
+    _write_record(files["json"], record, result)
+    written = [files["traj"], files["json"]] + ([] if restart is None else [files["calls.traj"]])
+    for kind in ("ts.xyz", "mode.xyz"):  # a saddle of an earlier search is not this one's
+        files[kind].unlink(missing_ok=True)
+    if result.converged:
+        saddle = saddle_atoms(atoms.numbers, result, charge, multiplicity, atoms.constraints)
+        write_saddle(files["ts.xyz"], saddle)
+        written.append(files["ts.xyz"])
+        if write_mode_animation(files["mode.xyz"], saddle):
+            written.append(files["mode.xyz"])
+    _print_summary(result, written)
     return 0 if result.converged else 1
+
+
+def _restart_file(args, files):
+    """The file of every call for the dimer methods: with --restart the one to resume from,
+    else a new one. The calls of a search that did not finish are never overwritten."""
+    path = files["calls.traj"]
+    if args.method == "sella":
+        if args.restart:
+            raise InputError("--restart: Sella searches are not restarted; start a new one")
+        return None
+    if args.restart:
+        if not path.is_file():
+            raise InputError(f"--restart: {path} does not exist; there is no search to resume")
+    elif path.is_file():
+        if not _finished(files["json"]):
+            raise InputError(f"{path} holds the calls of a search that did not finish: add "
+                             "--restart to continue it, or delete the file to start anew")
+        path.unlink()
+    return str(path)
+
+
+def _finished(record):
+    try:
+        return json.loads(record.read_text())["stop"] != StopReason.INTERRUPTED.value
+    except (OSError, ValueError, KeyError, TypeError):  # killed before it wrote its record
+        return False
+
+
+def _write_record(path, record, result):
+    record = {**record, **dataclasses.asdict(result), "stop": result.stop.value,
+              "stop_reason": result.stop_reason}
+    path.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
 
 
 def _jsonable(value):
@@ -91,14 +148,16 @@ def _imaginary_text(result):
     return text
 
 
-def _print_summary(result, trajectory, summary):
+def _print_summary(result, written):
     status = "yes" if result.converged else "no"
     print(f"\nconverged    {status} ({result.stop_reason})\n"
           f"calls        {result.calls} in {result.outer_iterations} outer iterations, "
-          f"{result.starts} start{'s' if result.starts != 1 else ''}\n"
+          f"{result.starts} start{'s' if result.starts != 1 else ''}"
+          + (f" ({result.reused_calls} more read from the restart file)"
+             if result.reused_calls else "") + "\n"
           f"energy       {result.energy:.6f} eV\n"
           f"fmax         {result.fmax:.4f} eV/Å\n"
           f"curvature    {result.curvature:.4g} eV/Å²\n"
           f"saddle check {_imaginary_text(result)}\n"
           f"time         {result.wall_time:.1f} s, of which GP {result.gp_time:.2f} s\n"
-          f"wrote        {trajectory}, {summary}")
+          f"wrote        " + "\n             ".join(str(p) for p in written))

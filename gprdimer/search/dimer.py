@@ -27,8 +27,8 @@ CHECK_GP = GPSettings(training_subset=15, training_tolerance=0.01, retrain_toler
 
 
 class Dimer(SaddleSearch):
-    """The classical dimer on the true surface (atoms and mode as GPRDimer; settings a
-    DimerSettings, keywords as in the table below)."""
+    """The classical dimer on the true surface (atoms, restart, logfile, trajectory and mode as
+    GPRDimer; settings a DimerSettings, keywords as in the table below)."""
 
     settings_class = DimerSettings
 

@@ -27,8 +27,10 @@ class GPRDimer(SaddleSearch):
 
     atoms : ase.Atoms with a calculator; FixAtoms atoms stay put and enter the kernel as fixed
         reference points; with a periodic cell distances use the minimum image.
-    restart, logfile, trajectory : ASE's Optimizer arguments, in ASE's order (a written
-        trajectory holds every true call; restart is not available yet).
+    restart, logfile, trajectory : ASE's Optimizer arguments, in ASE's order. `restart`: a file
+        that keeps every true call (search/call_record.py); where it already holds this
+        search's calls, the search replays them without calling and continues. `trajectory`:
+        the saddle path, one frame per outer iteration, the result last.
     mode : initial orientation (keyword): an (N, 3) array, 'random' (the paper's seeded displacement of the
         least-coordinated atom and its neighbours) or 'hessian' (lowest mode of a model Hessian).
     settings : a GPRDimerSettings; keywords change single settings (the table below,

@@ -1,15 +1,15 @@
 """The true surface a search evaluates: the atoms' calculator, one counted call at a time.
 
 Every call is checked (a calculator's fault or malformed output ends the search with a
-`calculator failure` stop), counted in the result, written to the trajectory and handed to the
-search's observer (the GP's data). The point evaluated last, whose results the calculator
-still holds, costs no call.
+`calculator failure` stop), counted in the result, written to the restart file
+(search/call_record.py) and handed to the search's observer (the GP's data). The point
+evaluated last, whose results the calculator still holds, costs no call, and neither does one
+that the restart file holds for a replay.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from .result import Stop, StopReason
 
@@ -42,54 +42,53 @@ class Oracle:
         self.atoms = atoms
         self.result = result
         self.observe = observe
-        self.trajectory = None
-        self._held = None  # positions whose results this search left in the calculator
+        self.record = None  # the search's CallRecord, where it keeps one
+        self._last = None  # (positions, energy, forces) of the point this search stands at
+        self._called = False  # whether the calculator has run for this search
 
     def evaluate(self, positions, observe=True):
         """(energy, forces) at `positions`: one electronic-structure call."""
         self.atoms.positions = positions
-        cached = self._cached_results()
-        if cached is not None:
-            return cached
+        if self._last is not None and _same_point(self._last[0], self.atoms.positions):
+            return self._last[1], self._last[2].copy()
+        saved = None if self.record is None or self.record.saved is None \
+            else self.record.saved.take(self.atoms.positions)
+        if saved is not None:
+            energy, forces = saved
+            self.result.reused_calls += 1
+        else:
+            energy, forces = self._call()
+        self._last = (self.atoms.positions.copy(), energy, forces.copy())
+        if observe:
+            self.observe(positions, energy, forces)
+        return energy, forces
+
+    def _call(self):
         self.result.calls += 1
         try:
             energy, forces = self.atoms.get_potential_energy(), self.atoms.get_forces()
         except Exception as exc:  # any calculator fault ends the search, keeping what we have
             raise Stop(StopReason.CALCULATOR_FAILURE, f"{type(exc).__name__}: {exc}") from exc
         energy, forces = checked_results(energy, forces, len(self.atoms))
-        self._held = np.array(positions, dtype=float)
-        if self.trajectory is not None:
-            snap = self.atoms.copy()
-            snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
-            self.trajectory.write(snap)
-        if observe:
-            self.observe(positions, energy, forces)
+        self._called = True
+        if self.record is not None:
+            self.record.write(self.atoms, energy, forces)
         return energy, forces
 
     def leave_at(self, positions, energy, forces):
-        """Leaves the atoms at `positions` with these results cached: reading them costs no
-        call (a search ends at its midpoint, not at the image it evaluated last)."""
+        """Leaves the atoms at `positions` with these results: evaluating them again costs no
+        call, and neither does reading them from the atoms afterwards (a search ends at its
+        midpoint, not at the image it evaluated last)."""
         self.atoms.positions = positions
+        self._last = (self.atoms.positions.copy(), energy, np.array(forces))
         calc = self.atoms.calc
-        if hasattr(calc, "results") and hasattr(calc, "atoms"):
+        # only a calculator that has run here holds the state (neighbour lists, SCF) that
+        # makes its cache safe to set
+        if self._called and hasattr(calc, "results") and hasattr(calc, "atoms"):
             calc.atoms = self.atoms.copy()
             calc.results = {"energy": energy, "forces": np.array(forces)}
-            self._held = np.array(positions, dtype=float)
 
-    def _cached_results(self):
-        """(energy, forces) the calculator would return without calculating, else None."""
-        calc = self.atoms.calc
-        try:
-            held = getattr(calc, "atoms", None)
-            # results the calculator had before the search are not ours to reuse
-            if self._held is None or held is None or not np.array_equal(held.positions, self._held):
-                return None
-            if calc.check_state(self.atoms):  # ASE's own test (positions to 1e-15 Å)
-                return None
-            energy, forces = calc.results["energy"], calc.results["forces"]
-        except Exception:  # a calculator without ASE's cache: every evaluation is a call
-            return None
-        energy, forces = float(energy), np.array(forces)
-        if not (np.isfinite(energy) and np.all(np.isfinite(forces))):
-            return None
-        return energy, forces
+
+def _same_point(a, b):
+    """ASE's own test of whether a calculator must run again (positions to 1e-15 Å)."""
+    return bool(np.abs(np.asarray(a) - np.asarray(b)).max() <= 1e-15)

@@ -1,5 +1,5 @@
 """The outer loop both searches share, as an ASE optimizer: true evaluations through the oracle,
-the trajectory, the log, the acceptance test and the result.
+the trajectory of the saddle path, the restart file, the log, the acceptance test and the result.
 
 It owns its run loop instead of relying on ASE's `irun`, whose per-step call sequence changed
 between ASE 3.23, 3.26 and 3.28; everything else (logfile, observers, `run(fmax, steps)`,
@@ -12,6 +12,7 @@ import io
 import time
 
 import numpy as np
+from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import Trajectory
 from ase.optimize.optimize import Optimizer
 
@@ -19,6 +20,7 @@ from ..constraints import atoms_fixed_mask
 from ..errors import InputError
 from ..modes import initial_mode
 from .acceptance import Acceptance, fmax_of
+from .call_record import CallRecord, search_header
 from .oracle import Oracle
 from .result import NoProgress, SearchResult, Stop, StopReason
 from .settings import check_run_settings
@@ -64,9 +66,6 @@ class SaddleSearch(Acceptance, Optimizer):
         """ASE's order (atoms, restart, logfile, trajectory); everything else by keyword."""
         if atoms.calc is None:
             raise InputError("atoms have no calculator attached")
-        if restart is not None:
-            raise InputError("restart: resuming a search from its trajectory is not available "
-                             "yet; start a new search")
         self.settings = settings
         self._mode_spec = mode
         self._trajectory_path = trajectory
@@ -74,6 +73,10 @@ class SaddleSearch(Acceptance, Optimizer):
         self.coords = Coordinates(atoms_fixed_mask(atoms))
         self.result = SearchResult()
         self.oracle = Oracle(atoms, self.result, self._observe)
+        self._record_file = None if restart is None else CallRecord(restart)
+        self._path = None  # the trajectory's writer once the search runs
+        self._point = None  # (positions, energy, forces) of the last true point recorded
+        self._written = None  # the point the trajectory's last frame shows
         self._guess = None
         self._started = False
         self._t0 = None
@@ -106,7 +109,8 @@ class SaddleSearch(Acceptance, Optimizer):
         r = self.result
         r.positions, r.energy = np.array(positions), energy
         r.fmax, r.force_norm = fmax_of(forces), float(np.linalg.norm(forces))
-        r.curvature, r.mode = curvature, np.array(mode)
+        r.curvature, r.mode, r.forces = curvature, np.array(mode), np.array(forces)
+        self._point = (r.positions, energy, r.forces)
 
     # --- ASE optimizer protocol -------------------------------------------------------------
     def todict(self):
@@ -139,28 +143,20 @@ class SaddleSearch(Acceptance, Optimizer):
         self.fmax = float(fmax)
         self.max_steps = self.nsteps + int(steps)
         self._t0 = time.time() - self.result.wall_time
-        if self._trajectory_path is not None and self.oracle.trajectory is None:
-            self.oracle.trajectory = self.closelater(
-                Trajectory(self._trajectory_path, "a" if self._started else "w"))
+        self._open_files()
         self._note = "start"
         try:
             if not self._started:
                 self._started = True
                 self._start()
-            self._finish_time()
-            self.log()
-            self.call_observers()
-            yield self.result.converged
+            yield self._after_step()
             while not self.result.converged and self.nsteps < self.max_steps:
                 self._note = ""
                 self.step()
                 self.nsteps += 1
                 self.result.outer_iterations = self.nsteps
                 self._check_energy()
-                self._finish_time()
-                self.log()
-                self.call_observers()
-                yield self.result.converged
+                yield self._after_step()
             self.result.end(StopReason.CONVERGED if self.result.converged
                             else StopReason.MAX_ITERATIONS)
         except Stop as stop:
@@ -169,7 +165,41 @@ class SaddleSearch(Acceptance, Optimizer):
             self._finish_time()
             self._note = str(stop)
             self.log()
+            self._write_path()
             yield False
+        except KeyboardInterrupt:  # the restart file holds every call: `restart=` resumes
+            self.result.converged = False
+            self.result.end(StopReason.INTERRUPTED, f"after {self.result.calls} calls")
+            self._finish_time()
+            raise
+
+    def _after_step(self):
+        self._finish_time()
+        self.log()
+        self._write_path()
+        self.call_observers()
+        return self.result.converged
+
+    def _open_files(self):
+        if self._record_file is not None and self.oracle.record is None:
+            self.closelater(self._record_file.open(search_header(self, self.fmax)))
+            self.oracle.record = self._record_file
+        if self._trajectory_path is not None and self._path is None:
+            self._path = self.closelater(Trajectory(self._trajectory_path, "w"))
+
+    def _write_path(self):
+        """The point the search stands at, as a trajectory frame: the saddle path, whose last
+        frame is the result (image and check calls are in the restart file only)."""
+        if self._path is None or self._point is None or self._point is self._written:
+            return
+        r = self.result
+        positions, energy, forces = self._written = self._point
+        snap = self.atoms.copy()
+        snap.positions = positions
+        snap.info.update(step=self.nsteps, calls=r.calls, curvature=r.curvature,
+                         mode=np.array(r.mode))
+        snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
+        self._path.write(snap)
 
     def run(self, fmax=0.01, steps=300):
         """Runs the search; returns True only at a verified first-order saddle."""
@@ -199,4 +229,5 @@ class SaddleSearch(Acceptance, Optimizer):
         # call fails still reports (N, 3) positions (a batch row needs them) and no energy.
         self.result.positions = x_start.copy()
         self.result.mode = np.zeros_like(x_start)
+        self.result.forces = None
         return x_start, mode

@@ -25,6 +25,7 @@ class StopReason(enum.Enum):
     DIMER_FAILURE = "dimer failure"
     CHECK_FAILURE = "saddle check failed"
     TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
     ERROR = "error"
 
     def text(self, detail: str = "") -> str:
@@ -46,6 +47,7 @@ class SearchResult:
     curvature: float = math.nan
     mode: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     positions: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    forces: np.ndarray | None = None  # the true forces at `positions`, eV/Å (None before any)
     wall_time: float = 0.0
     gp_time: float = 0.0
     starts: int = 0
@@ -54,6 +56,7 @@ class SearchResult:
     n_imaginary: int | None = None
     frequencies: np.ndarray | None = None
     check_calls: int = 0  # the part of `calls` that the saddle checks made
+    reused_calls: int = 0  # evaluations a restart took from its file instead of calling
 
     @property
     def stop_reason(self) -> str:
