@@ -54,8 +54,9 @@ def build_report(db, reference=None, out=None, stride=None) -> list[Path]:
         sections.append(("Against the published results (published_calc is their level; "
                          "saddle energies compare only at that level)", "reference.csv",
                          reference_summary(pairs)))
-        written += [_write_csv(out / "reference_systems.csv", pairs),
-                    _plot_parity(pairs, out / "parity.png")]
+        written.append(_write_csv(out / "reference_systems.csv", pairs))
+        parity = _plot_parity(pairs, out / "parity.png")
+        written += [] if parity is None else [parity]
     for _, name, table in sections:
         written.append(_write_csv(out / name, table))
     written.append(_write_markdown(out / "report.md", Path(db).name, sections,
@@ -268,18 +269,26 @@ def _plot_converged_vs_calls(rows, path):
 
 
 def _plot_parity(pairs, path):
-    """Calls against the published calls; saddle-energy differences, since on a -5000 eV scale a
-    0.01 eV disagreement would not show as distance from a diagonal."""
+    """Calls against the published calls and, at the published level only, each system's saddle
+    energy minus the published one (on a -5000 eV scale a 0.01 eV disagreement would not show
+    as distance from a diagonal). A panel without points is left out; None without any."""
+    both = [p for p in pairs if p["converged"] and p["published_converged"]]
+    gaps = [p for p in both if math.isfinite(p["energy_gap"])]
+    if not both:
+        return None
     plt = _pyplot()
-    fig, (calls_ax, energy_ax) = plt.subplots(1, 2, figsize=(10, 4.5))
-    for (calc, method), group in sorted(_group(pairs, "calc", "method").items()):
-        both = [p for p in group if p["converged"] and p["published_converged"]]
+    fig, axes = plt.subplots(1, 2 if gaps else 1, figsize=(10 if gaps else 5.5, 4.5),
+                             squeeze=False)
+    calls_ax = axes[0, 0]
+    systems = sorted({p["system"] for p in gaps})
+    for (calc, method), group in sorted(_group(both, "calc", "method").items()):
         label = f"{method} ({calc})"
-        calls_ax.scatter([p["published_calls"] for p in both], [p["calls"] for p in both],
+        calls_ax.scatter([p["published_calls"] for p in group], [p["calls"] for p in group],
                          s=12, label=label)
-        energies = [p for p in both if math.isfinite(p["energy_gap"])]
-        energy_ax.scatter([p["published_saddle_energy"] for p in energies],
-                          [p["energy_gap"] for p in energies], s=12, label=label)
+        if gaps:
+            mine = [p for p in group if math.isfinite(p["energy_gap"])]
+            axes[0, 1].scatter([systems.index(p["system"]) for p in mine],
+                               [p["energy_gap"] for p in mine], s=12, label=label)
     from matplotlib.ticker import NullFormatter
 
     calls_ax.set_xscale("log")
@@ -288,16 +297,20 @@ def _plot_parity(pairs, path):
         axis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide within a decade
     low, high = calls_ax.get_xlim()
     calls_ax.plot([low, high], [low, high], color="grey", lw=0.8)
-    calls_ax.set_xlabel("published calls")
+    calls_ax.set_xlabel(f"published calls ({REFERENCE_CALC})")
     calls_ax.set_ylabel("calls in this run")
-    energy_ax.axhspan(-SAME_SADDLE_EV, SAME_SADDLE_EV, color="grey", alpha=0.2,
-                      label=f"same saddle (±{SAME_SADDLE_EV} eV)")
-    energy_ax.set_yscale("symlog", linthresh=SAME_SADDLE_EV)
-    energy_ax.set_xlabel("published saddle energy (eV)")
-    energy_ax.set_ylabel("this run − published (eV)")
-    energy_ax.set_title(f"{REFERENCE_CALC} only", fontsize="small")
-    for ax in (calls_ax, energy_ax):
-        ax.legend(fontsize="small")
+    calls_ax.set_title("Calls per system, both converged", fontsize="medium")
+    calls_ax.legend(fontsize="small")
+    if gaps:
+        energy_ax = axes[0, 1]
+        energy_ax.axhspan(-SAME_SADDLE_EV, SAME_SADDLE_EV, color="grey", alpha=0.2,
+                          label=f"same saddle (±{SAME_SADDLE_EV} eV)")
+        energy_ax.set_yscale("symlog", linthresh=SAME_SADDLE_EV)
+        energy_ax.set_xlabel("system (ordered by name)")
+        energy_ax.set_ylabel("saddle energy: this run − published (eV)")
+        energy_ax.set_title(f"Saddle energy against the published saddle ({REFERENCE_CALC})",
+                            fontsize="medium")
+        energy_ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

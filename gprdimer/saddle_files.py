@@ -14,6 +14,8 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
+from .structures import SPIN_KEYS
+
 MODE_FRAMES = 20  # one period of the animation
 MODE_AMPLITUDE = 0.3  # Å: the largest atomic displacement of the animation
 
@@ -22,8 +24,8 @@ def saddle_atoms(numbers, result, charge, multiplicity, constraints=()) -> Atoms
     """The result's point as Atoms with its energy, forces, mode and what the check found."""
     atoms = Atoms(numbers=numbers, positions=result.positions, constraint=list(constraints))
     atoms.arrays["mode"] = np.asarray(result.mode, dtype=float)
-    atoms.info.update(charge=int(charge), multiplicity=int(multiplicity),
-                      curvature=float(result.curvature), calls=int(result.calls))
+    atoms.info.update(zip(SPIN_KEYS, (int(charge), int(multiplicity))))
+    atoms.info.update(curvature=float(result.curvature), calls=int(result.calls))
     if result.n_imaginary is not None:
         atoms.info["n_imaginary"] = int(result.n_imaginary)
     if result.frequencies is not None:

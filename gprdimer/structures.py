@@ -25,6 +25,7 @@ from .errors import InputError, InputNote
 from .inputs import check_geometry
 
 XYZ_FORMATS = ("xyz", "extxyz")
+SPIN_KEYS = ("charge", "multiplicity")  # the atoms.info keys of the system's spin state
 
 
 def read_structure(spec):
@@ -169,7 +170,7 @@ def system_spin(atoms, charge, multiplicity, where) -> tuple[int, int]:
     """(charge, multiplicity): the command line's where given (None: not given), else the
     file's (`atoms.info`), else 0 and 1; an InputNote where the two disagree."""
     resolved = []
-    for key, given, default in (("charge", charge, 0), ("multiplicity", multiplicity, 1)):
+    for key, given, default in zip(SPIN_KEYS, (charge, multiplicity), (0, 1)):
         in_file = atoms.info.get(key)
         if in_file is not None:
             in_file = _integer_in_file(in_file, key, where)

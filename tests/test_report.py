@@ -175,3 +175,26 @@ def test_energies_are_compared_only_at_the_published_level(db, reference, tmp_pa
     with open(tmp_path / "out" / "reference_systems.csv") as handle:
         xtb = [r for r in csv.DictReader(handle) if r["calc"] == "xtb"]
     assert xtb[0]["published_calls"] == "22" and xtb[0]["energy_gap"] == "nan"
+
+
+def _png_width(path):
+    return int.from_bytes(path.read_bytes()[16:20], "big")
+
+
+def test_parity_plot_has_no_empty_panel(db, reference, tmp_path):
+    # at the published level: calls and saddle-energy panels side by side
+    build_report(db, reference=reference, out=tmp_path / "hf")
+    assert _png_width(tmp_path / "hf" / "parity.png") == 1200
+    # on another surface only the calls compare: one panel, no empty energy axes
+    store = Store(tmp_path / "xtb.db")
+    for row in rows():
+        store.write({**row, "calc": "xtb", "task_key": row["task_key"].replace(CALC, "xtb")})
+    build_report(tmp_path / "xtb.db", reference=reference, out=tmp_path / "xtb")
+    assert _png_width(tmp_path / "xtb" / "parity.png") == 660
+    # with no system converged by both us and the published run there is nothing to plot
+    store = Store(tmp_path / "none.db")
+    for row in rows():
+        store.write({**row, "converged": False, "verified_imaginary": None})
+    written = build_report(tmp_path / "none.db", reference=reference, out=tmp_path / "none")
+    assert not (tmp_path / "none" / "parity.png").exists()
+    assert all(p.exists() for p in written)

@@ -54,7 +54,8 @@ def spin_name(multiplicity: int) -> str:
 
 
 def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.01, steps=None,
-              mode="random", base_seed=SEED, threads=1, timeout=None, params=None) -> dict:
+              mode="random", base_seed=SEED, threads=1, timeout=None, params=None,
+              irc=False) -> dict:
     return {
         "key": task_key(system, method, calc, params), "system": system, "method": method,
         "calc": calc, "charge": int(charge), "multiplicity": int(multiplicity),
@@ -62,6 +63,7 @@ def make_task(system, atoms, *, method, calc, charge=0, multiplicity=1, fmax=0.0
         "fmax": float(fmax), "steps": int(steps_for(method, steps)), "mode": mode,
         "seed": task_seed(system, base_seed), "threads": int(threads),
         "timeout": None if timeout is None else float(timeout), "params": dict(params or {}),
+        "irc": bool(irc),
     }
 
 
@@ -124,7 +126,20 @@ def _search(task):
                mode=np.asarray(result.mode).tolist(),
                frequencies=(None if result.frequencies is None
                             else np.asarray(result.frequencies).tolist()))
+    if task.get("irc") and result.converged:
+        row.update(_irc_of(atoms, result, task))
     return row
+
+
+def _irc_of(atoms, result, task):
+    """The IRC's summary for the row; a failed IRC is said in the row, the search stays."""
+    from ..irc import follow_irc
+
+    atoms.positions = result.positions
+    try:
+        return follow_irc(atoms, fmax=task["fmax"]).summary()
+    except Exception as exc:
+        return {"irc_error": f"{type(exc).__name__}: {exc}"}
 
 
 def _run_with_timeout(task):

@@ -87,7 +87,7 @@ def batch(args):
     tasks = [make_task(name, atoms, method=method, calc=calc, charge=charge,
                        multiplicity=multiplicity, fmax=args.fmax, steps=steps[method],
                        base_seed=args.seed, threads=threads, timeout=args.timeout,
-                       params=params[method])
+                       params=params[method], irc=args.irc)
              for name, atoms, charge, multiplicity in systems
              for calc in calcs for method in methods]
     if args.dry_run:

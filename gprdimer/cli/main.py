@@ -85,6 +85,9 @@ def build_parser():
                         help="confirm the saddle with a true Hessian (analytic for PySCF, "
                              "finite differences otherwise), counted in the calls")
     search.add_argument("--seed", type=int, default=SEED, help=f"seed of the random mode [{SEED}]")
+    search.add_argument("--irc", action="store_true",
+                        help="from a converged saddle, follow the reaction path both ways "
+                             "(Sella's IRC) and relax both ends to minima; calls counted")
     search.add_argument("--restart", action="store_true",
                         help="continue the search of this guess and method from its "
                              "GUESS.METHOD.calls.traj (same options): the calls saved there "
@@ -117,6 +120,9 @@ def build_parser():
     batch.add_argument("--stride", type=int, metavar="K",
                        help="run only every K-th system, ordered by name (a sample across "
                             "the set: 5 gives doublets/000, doublets/005, ...)")
+    batch.add_argument("--irc", action="store_true",
+                       help="follow each converged saddle's reaction path to both minima; the "
+                            "row stores their energies and whether they differ")
     batch.add_argument("--timeout", type=float, metavar="SECONDS",
                        help="stop a task after this long (it then runs in its own process)")
     add_cluster_options(batch)

@@ -12,6 +12,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
 
 from ..calculators.factory import make_calculator
 from ..errors import InputError
@@ -20,10 +22,13 @@ from ..modes import MODE_CHOICES
 from ..runner import SearchInterrupted, check_params, check_settings, run_search
 from ..search import StopReason
 from ..saddle_files import saddle_atoms, write_mode_animation, write_saddle
-from ..structures import read_structure, split_frame, system_spin
+from ..structures import SPIN_KEYS, read_structure, split_frame, system_spin
 from .options import check_positive
 
 EXAMPLE = "hcn_to_hnc.xyz"  # the README's first command: HCN -> HNC at HF/3-21G, seconds
+# what a converged search (with --irc) adds to GUESS.METHOD, removed before a new search ends
+STALE = ("ts.xyz", "mode.xyz", "forward.xyz", "reverse.xyz", "irc.forward.traj",
+         "irc.reverse.traj")
 
 
 def command(args):
@@ -80,8 +85,8 @@ def command(args):
         raise
     _write_record(files["json"], record, result)
     written = [files["traj"], files["json"]] + ([] if restart is None else [files["calls.traj"]])
-    for kind in ("ts.xyz", "mode.xyz"):  # a saddle of an earlier search is not this one's
-        files[kind].unlink(missing_ok=True)
+    for kind in STALE:  # a saddle of an earlier search is not this one's
+        stem.with_name(f"{stem.name}.{kind}").unlink(missing_ok=True)
     if result.converged:
         saddle = saddle_atoms(atoms.numbers, result, charge, multiplicity, atoms.constraints)
         write_saddle(files["ts.xyz"], saddle)
@@ -89,7 +94,37 @@ def command(args):
         if write_mode_animation(files["mode.xyz"], saddle):
             written.append(files["mode.xyz"])
     _print_summary(result, written)
+    if args.irc and result.converged:
+        _follow_irc(atoms, result, stem, files["json"], args.fmax, (charge, multiplicity))
     return 0 if result.converged else 1
+
+
+def _follow_irc(atoms, result, stem, record_path, fmax, spin):
+    """The IRC from the saddle: both minima written beside the other files, its summary added
+    to the JSON record."""
+    from ..irc import follow_irc
+
+    print("\nIRC from the saddle, both ways (Sella), then each end relaxed", flush=True)
+    atoms.positions = result.positions
+    irc = follow_irc(atoms, fmax=fmax, trajectory=str(stem) + ".irc")
+    paths = [stem.with_name(f"{stem.name}.irc.{d}.traj") for d in ("forward", "reverse")]
+    for end, barrier in zip(irc.ends, irc.barriers):
+        minimum = Atoms(numbers=atoms.numbers, positions=end.positions,
+                        constraint=list(atoms.constraints), info=dict(zip(SPIN_KEYS, spin)))
+        minimum.calc = SinglePointCalculator(minimum, energy=end.energy)
+        path = stem.with_name(f"{stem.name}.{end.direction}.xyz")
+        write_saddle(path, minimum)
+        paths.append(path)
+        state = "minimum" if end.converged else f"not relaxed (fmax {end.fmax:.3f} eV/Å)"
+        print(f"{end.direction:<12} {end.energy:.6f} eV, barrier {barrier:.4f} eV, "
+              f"{end.calls} calls, {state}")
+    verdict = ("two distinct minima" if irc.distinct else
+               "both ends are the same minimum: this saddle does not join two minima")
+    print(f"ends         {verdict}{'' if irc.same_bonds else ' (the bonds change)'}\n"
+          f"wrote        " + "\n             ".join(str(p) for p in paths))
+    record = json.loads(record_path.read_text())
+    record["irc"] = irc.summary()
+    record_path.write_text(json.dumps(_jsonable(record), indent=2) + "\n")
 
 
 def _restart_file(args, files):
