@@ -8,9 +8,11 @@ from dataclasses import field
 from .errors import InputError
 
 
-def setting(default, what, why="paper", paper=None):
-    """A field with its documentation: what it does, and why this default (one line each)."""
-    return field(default=default, metadata={"what": what, "why": why, "paper": paper})
+def setting(default, what, why="paper", paper=None, history=False):
+    """A field with its documentation: what it does, and why this default (one line each);
+    `history`: docs/history.md has the measurements under the field's name."""
+    return field(default=default, metadata={"what": what, "why": why, "paper": paper,
+                                            "history": history})
 
 
 def check_number(name, value, *, low=0.0, strict=True, finite=True):
@@ -41,3 +43,9 @@ def check_fields(group, positive=(), non_negative=()):
 
 # Where docs/parameters.md's table links a measurement.
 HISTORY = "history.md"
+
+
+def why_text(f) -> str:
+    """A field's reason for its default, with the link to its measurements where it has one."""
+    why = f.metadata["why"]
+    return f"{why} ([history]({HISTORY}#{f.name}))" if f.metadata.get("history") else why

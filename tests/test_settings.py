@@ -14,6 +14,7 @@ from gprdimer import Dimer, GPRDimer, InputError
 from gprdimer.search.settings import DimerSettings, GPRDimerSettings, parameter_table
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "parameters.md"
+HISTORY_DOC = DOCS.with_name("history.md")
 
 
 @pytest.mark.parametrize("settings_class", [GPRDimerSettings, DimerSettings])
@@ -89,3 +90,13 @@ def test_ase_optimizer_argument_order(h2, tmp_path):
         opt.run(fmax=0.01, steps=2)
     assert log.read_text().split()[0] == "step"
     assert len(read(traj, ":")) == opt.result.outer_iterations + 1
+
+
+def test_every_history_link_has_its_section():
+    """A field marked history=True links docs/history.md#name: that heading must exist."""
+    from dataclasses import fields as dataclass_fields
+
+    headings = set(re.findall(r"^#+ (\S+)\s*$", HISTORY_DOC.read_text(), flags=re.M))
+    linked = {f.name for cls in (GPRDimerSettings, DimerSettings) for _, make in cls.groups()
+              for f in dataclass_fields(make()) if f.metadata.get("history")}
+    assert linked and linked <= headings, linked - headings

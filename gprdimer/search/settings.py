@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from .. import _core
 from ..errors import InputError
 from ..gp import GPSettings
-from ..setting import HISTORY, check_choice, check_fields, check_number, setting
+from ..setting import check_choice, check_fields, check_number, setting, why_text
 from ..modes import MODE_CHOICES, SEED
 from ..vibrations import IMAGINARY_CM
 
@@ -49,8 +49,8 @@ class SearchSettings:
                           "force) or 'norm' (2-norm of all)", "what ASE and Sella report", "'norm'")
     separation: float = setting(0.01, "midpoint to image-1 distance, Å", paper=0.01)
     max_energy_rise: float = setting(10.0, "a start ends where the energy rises this far above "
-                                     "the first start's, eV", f"paper; a rise ends the start, "
-                                     f"not the search ([history]({HISTORY}#max_energy_rise))", 10)
+                                     "the first start's, eV", "paper; a rise ends the start, "
+                                     "not the search", 10, history=True)
     imaginary_threshold: float = setting(IMAGINARY_CM, "a first-order saddle has exactly one "
                                          "imaginary frequency beyond this, cm⁻¹",
                                          "the convention of frequency calculations "
@@ -75,8 +75,8 @@ class RotationSettings:
     rotation_method: str = setting("lbfgs", "'lbfgs' or 'cg'", paper="lbfgs")
     max_rotations: int = setting(10, "rotations per translation", paper=10)
     rotation_angle: float = setting(0.01, "rotations stop below this angle, rad",
-                                    f"paper; OT-GP's 0.1 not better ([history]({HISTORY}#rotation_angle))",
-                                    "0.01")
+                                    "paper; OT-GP's 0.1 not better",
+                                    "0.01", history=True)
     trial_angle: float = setting(0.05, "angle of the trial rotation, rad", paper=0.05)
 
     def __post_init__(self):
@@ -110,7 +110,7 @@ class TranslationSettings:
 
     max_step: float = setting(0.05, "translation cap, Å", paper=0.05)
     convex_step: float = setting(0.1, "uphill step at positive curvature, Å",
-                                 f"paper; 0.05 not better ([history]({HISTORY}#convex_step))", 0.1)
+                                 "paper; 0.05 not better", 0.1, history=True)
 
     def __post_init__(self):
         check_fields(self, positive=("max_step", "convex_step"))
@@ -142,12 +142,12 @@ class TrustSettings:
 
     trust: str = setting("both", "'ratio' (distance-ratio window), 'transport' (OT-GP's "
                          "adaptive radius) or 'both'",
-                         f"the ratio window alone wandered on the EMT adatom ([history]({HISTORY}#trust))",
-                         "'ratio'")
+                         "the ratio window alone wandered on the EMT adatom",
+                         "'ratio'", history=True)
     ratio_at_limit: float = setting(0.8, "distances stay within ratio..1/ratio of an "
                                     "observation's; per-atom step limiter",
-                                    f"2/3 compressed a bond by a third in one step "
-                                    f"([history]({HISTORY}#ratio_at_limit))", "2/3")
+                                    "2/3 compressed a bond by a third in one step",
+                                    "2/3", history=True)
 
     max_variance: float = setting(0.0, "the inner loop stops where the GP energy variance "
                                   "exceeds this, eV²; 0 = off", "off, as in the paper", "—")
@@ -178,19 +178,19 @@ class InnerSettings:
 
     max_inner_iterations: int = setting(200, "GP steps per outer iteration", paper=200)
     divisor: float = setting(10.0, "the inner loop stops at max(min(last, start true fmax) / "
-                             "divisor, fmax / 10)", f"the last fmax alone let a search cycle "
-                             f"([history]({HISTORY}#divisor))", 10)
+                             "divisor, fmax / 10)", "the last fmax alone let a search cycle",
+                             10, history=True)
     convex_relax: bool | str = setting(False, "at positive curvature translate on the modified "
                                        "force instead of the uphill step: True, False, 'fresh'",
-                                       f"settles in minima ([history]({HISTORY}#convex_relax))",
-                                       "False")
+                                       "settles in minima",
+                                       "False", history=True)
     skip_after_kept: int = setting(2, "outer iterations without training after a training that "
-                                   "kept the hyperparameters", f"wall time on xTB "
-                                   f"([history]({HISTORY}#skip_after_kept))", "—")
+                                   "kept the hyperparameters", "wall time on xTB",
+                                   "—", history=True)
     second_order: bool | str = setting("fresh", "P-RFO steps on the GP Hessian instead of the "
                                        "dimer: True, False, or 'fresh' (the fresh starts)",
-                                       f"converted 16 of 20 fresh-start failures "
-                                       f"([history]({HISTORY}#second_order))", "—")
+                                       "converted 16 of 20 fresh-start failures", "—",
+                                       history=True)
 
     def __post_init__(self):
         check_fields(self, positive=("max_inner_iterations", "divisor"),
@@ -204,20 +204,18 @@ class StartSettings:
     """The starts from the guess (search/starts.py) and what ends one."""
 
     initial_rotations: int = setting(6, "passes of GP rotation plus a true image call at a start",
-                                     f"87 against 77 converged for 1 ([history]({HISTORY}#initial_rotations))",
-                                     "1 (OT-GP 6)")
+                                     "87 against 77 converged for 1",
+                                     "1 (OT-GP 6)", history=True)
     initial_angle: float = setting(0.0873, "the initial rotations stop below this true angle, rad",
                                    paper=0.0873)
     patience: int = setting(30, "a start ends after this many outer iterations without a new "
-                            "lowest true fmax; 0 = off", f"bounds failures' cost "
-                            f"([history]({HISTORY}#patience))", "—")
+                            "lowest true fmax; 0 = off", "bounds failures' cost", "—",
+                            history=True)
     fallback_mode: str | None = setting("other", "orientation of the second start (GP data "
                                         "kept): 'other', 'random', 'hessian' or None",
-                                        f"5 of 91 verified saddles on xTB "
-                                        f"([history]({HISTORY}#fallback_mode))", "—")
+                                        "5 of 91 verified saddles on xTB", "—", history=True)
     fresh_starts: int = setting(2, "further starts on an empty GP, random orientations",
-                                f"7 of 91 verified saddles on xTB "
-                                f"([history]({HISTORY}#fresh_starts))", "—")
+                                "7 of 91 verified saddles on xTB", "—", history=True)
 
     def __post_init__(self):
         check_fields(self, non_negative=("initial_rotations", "initial_angle", "patience",
@@ -304,5 +302,5 @@ def parameter_table(settings_class) -> str:
             paper = f.metadata["paper"]
             paper = f.default if paper is None else paper
             lines.append(f"| `{f.name}` | `{getattr(group, f.name)!r}` | {paper} | "
-                         f"{f.metadata['what']} | {f.metadata['why']} |")
+                         f"{f.metadata['what']} | {why_text(f)} |")
     return "\n".join(lines) + "\n"
