@@ -4,11 +4,13 @@ For one system of each size (default: the first 8-, 16- and 25-atom systems of t
 GPR-dimer search on the chosen calculator (HF/3-21G by default) and times, in the same run, every
 electronic-structure call and every GP step: `add` (observation into the model, extending the
 factor), `train` (hyperparameters on the subset, and the refactorisation when they moved) and the
-inner loop on the surrogate. It prints, per system, the median GP seconds per outer iteration, the
-median seconds per true call and their ratio, and the GP share of the whole search's wall time.
+inner loop on the surrogate. It prints, per system, the mean GP seconds per outer iteration (the
+search's GP time over its outer iterations, trainings included) and its split into add / train /
+inner loop, the median, the seconds per true call, the GP share of the wall time, and, in the
+same run, Sella's calls and wall time on the same system (`--no-sella` leaves it out).
 
     OMP_NUM_THREADS=1 python benchmarks/overhead.py [--data DIR] [--calc hf/3-21g]
-        [--systems singlets/034,singlets/000,doublets/009] [--out docs/benchmarks.md]
+        [--systems singlets/034,singlets/000,doublets/009] [--no-sella] [--out docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -95,7 +97,10 @@ def profile(reaction, calc_spec, fmax, steps):
     loop = [it for it in clock.iterations[1:] if it]
     per_iter = [sum(it[p] for p in PARTS) for it in loop]
     r = opt.result
+    outer = max(1, r.outer_iterations)
     return {
+        "gp_mean": r.gp_time / outer,
+        "totals": {p: sum(it[p] for it in clock.iterations) / outer for p in PARTS},
         "system": reaction.name, "atoms": len(atoms), "converged": r.converged,
         "stop": r.stop_reason, "calls": r.calls, "outer": r.outer_iterations,
         "observations": opt.gp.n_observations, "wall": wall, "gp_total": r.gp_time,
@@ -107,20 +112,34 @@ def profile(reaction, calc_spec, fmax, steps):
     }
 
 
+def sella_run(reaction, calc_spec, fmax):
+    """Sella on the same system and calculator, as the batch runs it: (calls, wall s)."""
+    from gprdimer.runner import run_search
+
+    atoms = reaction.atoms.copy()
+    atoms.calc = make_calculator(calc_spec, reaction.charge, reaction.multiplicity, threads=1,
+                                 label=reaction.name)
+    result = run_search(atoms, "sella", fmax=fmax)
+    return result.calls, result.wall_time, result.converged
+
+
 def table(rows, calc_spec):
     lines = [
-        f"| system | atoms | converged | calls | outer | median GP s/outer iteration "
-        f"(add / train / inner loop) | last iteration GP s | median {calc_spec} s/call | "
-        f"GP/call | GP share of wall | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| system | atoms | converged | calls | outer | mean GP s/outer iteration "
+        f"(add / train / inner loop) | median | last | median {calc_spec} s/call | "
+        f"GP share of wall | wall s | Sella calls | Sella wall s | wall / Sella's |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        parts = " / ".join(f"{r['parts'][p]:.3f}" for p in PARTS)
+        parts = " / ".join(f"{r['totals'][p]:.3f}" for p in PARTS)
+        sella_calls, sella_wall, _ = r.get("sella", (None, float("nan"), None))
         lines.append(
             f"| {r['system']} | {r['atoms']} | {'yes' if r['converged'] else 'no: ' + r['stop']} | "
-            f"{r['calls']} | {r['outer']} | {r['gp_median']:.3f} ({parts}) | {r['gp_last']:.3f} | "
-            f"{r['call_median']:.2f} | {r['gp_median'] / r['call_median']:.3f} | "
-            f"{100 * r['gp_total'] / r['wall']:.1f} % | {r['wall']:.1f} |")
+            f"{r['calls']} | {r['outer']} | {r['gp_mean']:.3f} ({parts}) | "
+            f"{r['gp_median']:.3f} | {r['gp_last']:.3f} | {r['call_median']:.3f} | "
+            f"{100 * r['gp_total'] / r['wall']:.1f} % | {r['wall']:.1f} | "
+            f"{'—' if sella_calls is None else sella_calls} | {sella_wall:.1f} | "
+            f"{r['wall'] / sella_wall:.2f} |")
     return "\n".join(lines)
 
 
@@ -131,6 +150,7 @@ def main(argv=None):
     p.add_argument("--systems", default=DEFAULT_SYSTEMS)
     p.add_argument("--fmax", type=float, default=0.01)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--no-sella", action="store_true", help="leave out the Sella runs")
     p.add_argument("--out", type=Path, help="append the table to this Markdown file")
     args = p.parse_args(argv)
     wanted = args.systems.split(",")
@@ -142,9 +162,11 @@ def main(argv=None):
     for name in wanted:
         rows.append(profile(known[name], args.calc, args.fmax, args.steps))
         r = rows[-1]
-        print(f"{name}: {r['atoms']} atoms, {r['calls']} calls, GP {r['gp_median']:.3f} s/iteration, "
-              f"call {r['call_median']:.2f} s, share {100 * r['gp_total'] / r['wall']:.1f} %",
-              flush=True)
+        if not args.no_sella:
+            r["sella"] = sella_run(known[name], args.calc, args.fmax)
+        print(f"{name}: {r['atoms']} atoms, {r['calls']} calls, GP mean {r['gp_mean']:.3f} "
+              f"s/iteration, call {r['call_median']:.3f} s, share "
+              f"{100 * r['gp_total'] / r['wall']:.1f} %", flush=True)
     text = table(rows, args.calc)
     print(text)
     if args.out:
@@ -152,9 +174,10 @@ def main(argv=None):
         with open(args.out, "a") as fh:
             fh.write(f"\n### GP overhead per outer iteration, {args.calc} ({stamp})\n\n"
                      f"`OMP_NUM_THREADS=1 python benchmarks/overhead.py --calc {args.calc} "
-                     f"--systems {args.systems}`: GP seconds are add + train + inner loop of each "
-                     f"outer iteration after the start-up; the share is all GP time over the "
-                     f"search's wall time.\n\n{text}\n")
+                     f"--systems {args.systems}`: the mean is the search's GP time over its "
+                     f"outer iterations (start-up and trainings included), split into add / "
+                     f"train / inner loop; median and last are per outer iteration; the share "
+                     f"is all GP time over the search's wall time.\n\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ void robust_cholesky(const Eigen::MatrixXd& K, Factor& out, int max_tries) {
     Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(out.L);
     if (llt.info() == Eigen::Success && out.L.diagonal().allFinite()) {
       out.L.triangularView<Eigen::StrictlyUpper>().setZero();
+      out.n = out.L.rows();
       out.jitter = jitter;
       out.ok = true;
       return;
@@ -59,19 +60,24 @@ void inverse_from_factor(const Eigen::MatrixXd& L, Eigen::MatrixXd& work, Eigen:
   }
 }
 
-bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C) {
-  const Eigen::Index n = factor.L.rows(), m = C.rows();
+bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C,
+                      Eigen::Index reserve_rows) {
+  const Eigen::Index n = factor.n, m = C.rows();
   C.diagonal().array() += factor.jitter;
-  const Eigen::MatrixXd L21t = factor.L.triangularView<Eigen::Lower>().solve(B);  // n x m
+  const Eigen::MatrixXd L21t = factor.lower().solve(B);  // n x m
   C.noalias() -= L21t.transpose() * L21t;
   Eigen::LLT<Eigen::MatrixXd> llt(C);
   if (llt.info() != Eigen::Success) return false;
-  Eigen::MatrixXd L(n + m, n + m);
-  L.topLeftCorner(n, n) = factor.L;
-  L.topRightCorner(n, m).setZero();
-  L.bottomLeftCorner(m, n) = L21t.transpose();
-  L.bottomRightCorner(m, m) = llt.matrixL();
-  factor.L.swap(L);
+  if (factor.L.rows() < n + m) {
+    const Eigen::Index capacity = n + m + std::max<Eigen::Index>(0, reserve_rows);
+    Eigen::MatrixXd grown(capacity, capacity);
+    grown.topLeftCorner(n, n) = factor.active();
+    factor.L.swap(grown);
+  }
+  factor.L.block(0, n, n, m).setZero();
+  factor.L.block(n, 0, m, n) = L21t.transpose();
+  factor.L.block(n, n, m, m) = llt.matrixL();
+  factor.n = n + m;
   return true;
 }
 

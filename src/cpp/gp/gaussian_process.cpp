@@ -7,6 +7,11 @@
 
 namespace gprdimer {
 
+namespace {
+// Room the factor's storage keeps for this many further observations when it must grow.
+constexpr int kReserveObservations = 8;
+}  // namespace
+
 GaussianProcess::GaussianProcess(InverseDistances geometry, GPSettings settings)
     : geometry_(std::move(geometry)), settings_(settings) {}
 
@@ -40,7 +45,7 @@ void GaussianProcess::add(const PositionsRef& positions, double energy, const Po
   for (int a = 0; a < M - 1; ++a) kernel.block(features_[a], features_.back(), B.block(a * m, 0, m, m));
   kernel.block(features_.back(), features_.back(), C);
   C.diagonal().array() += settings_.prior.noise;
-  if (append_to_factor(factor_, B, C)) {
+  if (append_to_factor(factor_, B, C, kReserveObservations * m)) {
     refresh_weights();
   } else {
     rebuild();
@@ -186,8 +191,8 @@ void GaussianProcess::rebuild() {
 
 void GaussianProcess::refresh_weights() {
   const std::vector<int> all = all_observations();
-  alpha_ = factor_.L.transpose().triangularView<Eigen::Upper>().solve(
-      factor_.L.triangularView<Eigen::Lower>().solve(targets(all)));
+  alpha_ = factor_.active().transpose().triangularView<Eigen::Upper>().solve(
+      factor_.lower().solve(targets(all)));
   const int m = geometry_.dims() + 1;
   c_.resize(n_observations());
   for (int b = 0; b < n_observations(); ++b)
@@ -223,7 +228,7 @@ double GaussianProcess::evaluate(const PositionsRef& positions, Eigen::VectorXd&
   gradient = Eigen::VectorXd::Zero(geometry_.dims());
   geometry_.add_jt(star, gf, 1.0, gradient);
   if (variance) {
-    const Eigen::VectorXd v = factor_.L.triangularView<Eigen::Lower>().solve(kstar);
+    const Eigen::VectorXd v = factor_.lower().solve(kstar);
     *variance = std::max(0.0, sigma_c2_ + kernel.sigma_m2() - v.squaredNorm());
   }
   return energy + energies_.front();
