@@ -6,6 +6,7 @@ torch implementation in `gprdimer.gp_torch` (optional extra `gprdimer[torch]`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from . import _core
 from .constraints import fixed_atoms, fixed_mask
 from .errors import GPError, InputError
-from .setting import HISTORY, check_choice, check_fields, check_number, setting
+from .setting import check_choice, check_fields, check_number, setting
 from .training_report import TrainingReport
 
 __all__ = ["GaussianProcess", "GPSettings", "TrainingReport"]
@@ -32,23 +33,27 @@ class GPSettings:
                                      "paper (OT-GP on)", "off")
     training_subset: int | None = setting(15, "hyperparameters trained on at most this many "
                                           "observations (None: all); all stay in the model",
-                                          f"bounds the training cost "
-                                          f"([history]({HISTORY}#training_subset))", "all")
+                                          "bounds the training cost", "all", history=True)
     latest: int = setting(2, "the most recent observations always in that subset", "OT-GP", "—")
     retrain_tolerance: float = setting(0.2, "keep the hyperparameters (and the extended factor) "
                                        "when a training moves none by more than this, log scale "
                                        "(0: always adopt)",
-                                       f"halved the GP time ([history]({HISTORY}#retrain_tolerance))", "—")
+                                       "halved the GP time", "—", history=True)
     training_tolerance: float = setting(0.1, "a training (scaled conjugate gradient) ends at the "
                                         "first step moving no log hyperparameter by more than this",
-                                        f"a seventh of the GP time of 0.01 "
-                                        f"([history]({HISTORY}#training_tolerance))", 0.01)
+                                        "a seventh of the GP time of 0.01", 0.01, history=True)
     training_iterations: int = setting(400, "scaled conjugate gradient steps per training at most",
                                        paper=400)
     objective_tolerance: float = setting(1e-4, "... or when the objective changes by less",
                                          paper="1e-4")
     lambda_init: float = setting(100.0, "SCG's initial scale", paper=100)
     lambda_limit: float = setting(1e16, "SCG's largest scale", paper="1e16")
+    memory_limit: float | None = setting(1000.0, "MB the model's covariance factor may take "
+                                         "((observations x (3N+1))² x 8 bytes); past it the "
+                                         "oldest observations go, down to three quarters "
+                                         "(None: no bound)", "bounds memory and the cost per "
+                                         "iteration; at most 28 of 458 xTB searches of the set "
+                                         "hold that many calls", "none", history=True)
     backend: str = setting("cpp", "'cpp' (the C++ core) or 'gpytorch' (torch; GPUs, large "
                            "systems; trains on all data: training_subset None)",
                            "the core is the fastest on a CPU", "—")
@@ -59,7 +64,16 @@ class GPSettings:
                      non_negative=("prior_dof", "latest", "retrain_tolerance"))
         if self.training_subset is not None:
             check_number("training_subset", self.training_subset, low=1, strict=False)
+        if self.memory_limit is not None:
+            check_number("memory_limit", self.memory_limit)
         check_choice("backend", self.backend, BACKENDS)
+
+    @property
+    def max_rows(self) -> int:
+        """The covariance rows that `memory_limit` allows (0: no bound)."""
+        if self.memory_limit is None:
+            return 0
+        return max(1, int(math.sqrt(self.memory_limit * 1e6 / 8)))
 
     def with_keywords(self, **keywords):
         """These settings with some changed; InputError naming an unknown keyword."""
@@ -77,6 +91,7 @@ class GPSettings:
         s.training_subset = int(self.training_subset or 0)
         s.latest = int(self.latest)
         s.retrain_tolerance = float(self.retrain_tolerance)
+        s.max_rows = self.max_rows
         s.scg.max_iterations = int(self.training_iterations)
         s.scg.tol_sol = float(self.training_tolerance)
         s.scg.tol_func = float(self.objective_tolerance)
@@ -131,7 +146,8 @@ class GaussianProcess:
                                  "pass training_subset=None with backend='gpytorch'")
             self._impl = TorchGaussianProcess(self.symbols, fixed=self.fixed, cell=cell, pbc=pbc,
                                               noise=s.noise, prior_dof=s.prior_dof,
-                                              variance_barrier=s.variance_barrier)
+                                              variance_barrier=s.variance_barrier,
+                                              max_rows=s.max_rows)
 
     @classmethod
     def from_atoms(cls, atoms, **params):
@@ -217,6 +233,11 @@ class GaussianProcess:
     @sigma_c2.setter
     def sigma_c2(self, value):
         self._impl.sigma_c2 = float(value)
+
+    @property
+    def configurations(self) -> list:
+        """The positions of the observations the model holds, (N, 3) each, oldest first."""
+        return [np.array(c) for c in self._impl.configurations]
 
     @property
     def n_observations(self) -> int:

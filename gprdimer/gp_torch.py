@@ -31,6 +31,9 @@ from .errors import GPError
 from .gp_torch_kernel import QUARTILE, Geometry, load_backend
 from .gp_torch_training import MapTraining
 
+KEPT_SHARE = 0.75  # the core's kKeptShare (gp/gaussian_process.cpp)
+
+
 class TorchGaussianProcess(MapTraining):
     """The GP of docs/model.md on torch/gpytorch: the core's data, hyperparameters and predictions.
 
@@ -44,7 +47,7 @@ class TorchGaussianProcess(MapTraining):
     """
 
     def __init__(self, symbols, fixed=None, cell=None, pbc=None, *, noise=1e-5, prior_dof=28.0,
-                 variance_barrier=False, device=None, dtype=None):
+                 variance_barrier=False, max_rows=0, device=None, dtype=None):
         backend = load_backend()
         torch = backend.torch
         self._b = backend
@@ -54,6 +57,7 @@ class TorchGaussianProcess(MapTraining):
         self.noise = float(noise)
         self.prior_dof = float(prior_dof)
         self.variance_barrier = bool(variance_barrier)
+        self.max_rows = int(max_rows)  # the core's bound on the covariance (0: none)
         self._geometry = Geometry(torch, self.symbols, fixed, cell, pbc, self._dtype, self._device)
         self._kernel = backend.InverseDistanceKernel(
             self._geometry, len(self._geometry.type_names), self._dtype, self._device
@@ -104,6 +108,11 @@ class TorchGaussianProcess(MapTraining):
         self._positions.append(positions.ravel())
         self._energies.append(float(energy))
         self._gradients.append(-forces[self._geometry.moving].ravel())
+        rows = self._geometry.dims + 1
+        if self.max_rows and len(self._energies) * rows > self.max_rows:
+            # as the core: the oldest go, down to three quarters of the bound
+            keep = max(2, int(KEPT_SHARE * self.max_rows) // rows)
+            del self._positions[:-keep], self._energies[:-keep], self._gradients[:-keep]
         x = self._tensor(np.array(self._positions))
         y_E = np.array(self._energies) - self._energies[0]
         y = self._tensor(np.column_stack([y_E, np.array(self._gradients)]))

@@ -1,5 +1,7 @@
 """The C++ GP core against finite differences, invariances, and the NumPy reference (docs/model.md)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -316,3 +318,35 @@ def test_gpytorch_backend_matches_core(data):
     assert relerr(a[0], b[0]) < 1e-8 and relerr(a[1], b[1]) < 1e-8
     assert relerr(core.objective(core.log_hyperparameters)[0],
                   torch_gp.objective(core.log_hyperparameters)[0]) < 1e-8
+
+
+def test_memory_limit_keeps_the_latest_observations_exactly():
+    # 6 atoms: 19 rows an observation; 0.1849 MB holds 152 rows = 8 observations, and past them
+    # the oldest go down to three quarters of the bound, 6 observations
+    X, E, F = dataset(np.random.default_rng(3), m=12)
+    settings = replace(EXACT, memory_limit=0.1849)
+    assert settings.max_rows == 152
+    gp = GaussianProcess(SYMBOLS, settings=settings)
+    held = []
+    for x, e, f in zip(X, E, F):
+        gp.add(x, e, f)
+        held.append(gp.n_observations)
+        if gp.n_observations == 3:
+            gp.train()  # hyperparameters from here on, the factor extended observation by one
+    assert held == [1, 2, 3, 4, 5, 6, 7, 8, 6, 7, 8, 6]
+    np.testing.assert_array_equal(np.array(gp.configurations), X[6:])
+    fresh = build(X[6:], E[6:], F[6:])
+    fresh.log_hyperparameters, fresh.sigma_c2 = gp.log_hyperparameters, gp.sigma_c2
+    xs = X[8] + 0.05
+    a, b = gp.predict(xs), fresh.predict(xs)
+    assert relerr(a[0], b[0]) < 1e-10 and relerr(a[1], b[1]) < 1e-8 and abs(a[2] - b[2]) < 1e-10
+    with pytest.raises(InputError, match="memory_limit must be a finite number above 0"):
+        replace(EXACT, memory_limit=0)
+
+
+def test_gpytorch_backend_keeps_the_same_observations():
+    pytest.importorskip("gpytorch", reason="gpytorch backend not installed (extra gprdimer[torch])")
+    X, E, F = dataset(np.random.default_rng(3), m=12)
+    gp = build(X, E, F, backend="gpytorch", memory_limit=0.1849)
+    assert gp.n_observations == 6
+    np.testing.assert_allclose(np.array(gp.configurations), X[6:])

@@ -344,3 +344,17 @@ def test_an_outer_iteration_skips_training_only_after_a_kept_training(skip):
             assert skip == 0 or trained[i - 1 - skip:i].count(None) == skip
     assert any(trained[:-1])  # the hyperparameters held still at least once
     assert (None in trained) == (skip > 0)
+
+
+def test_a_search_holds_no_more_observations_than_its_memory_limit():
+    # 7 atoms: 22 rows an observation; 0.388 MB holds 220 rows, 10 observations
+    atoms, calc, mode = morse_cluster()
+    atoms.calc = calc()
+    opt = GPRDimer(atoms, mode=mode, logfile=None, memory_limit=0.388, patience=0,
+                   fallback_mode=None, fresh_starts=0)
+    assert opt.settings.gp.max_rows == 220
+    held = []
+    opt.attach(lambda: held.append(opt.gp.n_observations))
+    opt.run(fmax=1e-9, steps=30)  # an unreachable target: every step runs
+    assert opt.result.calls > 20 and max(held) <= 10
+    assert held[-1] >= 7  # the latest three quarters stay

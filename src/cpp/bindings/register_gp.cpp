@@ -52,7 +52,8 @@ void register_gp(py::module_& m) {
       .def_readwrite("scg", &GPSettings::scg)
       .def_readwrite("training_subset", &GPSettings::training_subset)
       .def_readwrite("latest", &GPSettings::latest)
-      .def_readwrite("retrain_tolerance", &GPSettings::retrain_tolerance);
+      .def_readwrite("retrain_tolerance", &GPSettings::retrain_tolerance)
+      .def_readwrite("max_rows", &GPSettings::max_rows);
 
   py::class_<GaussianProcess>(m, "GaussianProcess")
       .def(py::init([](std::vector<std::string> symbols, std::vector<bool> fixed,
@@ -98,6 +99,7 @@ void register_gp(py::module_& m) {
       .def("reset_hyperparameters", &GaussianProcess::reset_hyperparameters)
       .def_property_readonly("jitter", &GaussianProcess::jitter)
       .def_property_readonly("n_observations", &GaussianProcess::n_observations)
+      .def_property_readonly("configurations", &GaussianProcess::configurations)
       .def_property_readonly("type_names",
                              [](const GaussianProcess& gp) { return gp.geometry().type_names(); });
 

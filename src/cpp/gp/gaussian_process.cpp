@@ -1,5 +1,6 @@
 #include "gp/gaussian_process.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -10,6 +11,9 @@ namespace gprdimer {
 namespace {
 // Room the factor's storage keeps for this many further observations when it must grow.
 constexpr int kReserveObservations = 8;
+// Past max_rows the oldest observations go down to this share of it: one refactorisation then
+// serves the next quarter of the bound's observations, each added by extending the factor.
+constexpr double kKeptShare = 0.75;
 }  // namespace
 
 GaussianProcess::GaussianProcess(InverseDistances geometry, GPSettings settings)
@@ -36,20 +40,39 @@ void GaussianProcess::add(const PositionsRef& positions, double energy, const Po
   energies_.push_back(energy);
   gradients_.push_back(g);
 
+  const int m = geometry_.dims() + 1;
+  if (settings_.max_rows > 0 && n_observations() * m > settings_.max_rows) {
+    forget_oldest();
+    return;
+  }
   if (!model_ready_) return;
   // Fixed hyperparameters: extend the factor by the new rows instead of refactorising.
   const Kernel kernel(geometry_, log_w_, sigma_c2_);
-  const int m = kernel.block_size();
   const int M = n_observations();
   Eigen::MatrixXd B(m * (M - 1), m), C(m, m);
   for (int a = 0; a < M - 1; ++a) kernel.block(features_[a], features_.back(), B.block(a * m, 0, m, m));
   kernel.block(features_.back(), features_.back(), C);
   C.diagonal().array() += settings_.prior.noise;
-  if (append_to_factor(factor_, B, C, kReserveObservations * m)) {
+  Eigen::Index reserve = kReserveObservations * m;
+  if (settings_.max_rows > 0) reserve = std::min<Eigen::Index>(reserve, settings_.max_rows - M * m);
+  if (append_to_factor(factor_, B, C, reserve)) {
     refresh_weights();
   } else {
     rebuild();
   }
+}
+
+void GaussianProcess::forget_oldest() {
+  const int m = geometry_.dims() + 1;
+  const int keep = std::max(2, static_cast<int>(kKeptShare * settings_.max_rows) / m);
+  const int drop = n_observations() - keep;
+  if (drop <= 0) return;
+  configs_.erase(configs_.begin(), configs_.begin() + drop);
+  features_.erase(features_.begin(), features_.begin() + drop);
+  energies_.erase(energies_.begin(), energies_.begin() + drop);
+  gradients_.erase(gradients_.begin(), gradients_.begin() + drop);
+  factor_ = Factor();  // its memory goes now; the next use refactorises the kept observations
+  model_ready_ = false;
 }
 
 Eigen::VectorXd GaussianProcess::targets(const std::vector<int>& subset) const {

@@ -20,6 +20,9 @@ struct GPSettings {
   // when a training moves no log hyperparameter by more than this: a refactorisation on all
   // data is the largest cost of an outer iteration once M grows. 0 always adopts the new values.
   double retrain_tolerance = 0.0;
+  // Rows of the covariance (observations x (dims + 1)) the model may hold; 0: no bound. Past it
+  // the oldest observations go, down to three quarters of the bound.
+  int max_rows = 0;
 };
 
 struct TrainingReport {
@@ -67,6 +70,7 @@ class GaussianProcess {
   TrainingData training_data(const std::vector<int>& subset) const;
   Eigen::VectorXd targets(const std::vector<int>& subset) const;
   void ensure_hyperparameters();
+  void forget_oldest();
   void rebuild();
   void refresh_weights();
 
