@@ -34,6 +34,14 @@ from .gp_torch_training import MapTraining
 KEPT_SHARE = 0.75  # the core's kKeptShare (gp/gaussian_process.cpp)
 
 
+def forget_oldest(observations, rows_each, max_rows):
+    """As the core: past `max_rows` rows the oldest observations go, down to three quarters."""
+    if max_rows and len(observations[0]) * rows_each > max_rows:
+        keep = max(2, int(KEPT_SHARE * max_rows) // rows_each)
+        for values in observations:
+            del values[:-keep]
+
+
 class TorchGaussianProcess(MapTraining):
     """The GP of docs/model.md on torch/gpytorch: the core's data, hyperparameters and predictions.
 
@@ -108,11 +116,8 @@ class TorchGaussianProcess(MapTraining):
         self._positions.append(positions.ravel())
         self._energies.append(float(energy))
         self._gradients.append(-forces[self._geometry.moving].ravel())
-        rows = self._geometry.dims + 1
-        if self.max_rows and len(self._energies) * rows > self.max_rows:
-            # as the core: the oldest go, down to three quarters of the bound
-            keep = max(2, int(KEPT_SHARE * self.max_rows) // rows)
-            del self._positions[:-keep], self._energies[:-keep], self._gradients[:-keep]
+        forget_oldest((self._positions, self._energies, self._gradients),
+                      self._geometry.dims + 1, self.max_rows)
         x = self._tensor(np.array(self._positions))
         y_E = np.array(self._energies) - self._energies[0]
         y = self._tensor(np.column_stack([y_E, np.array(self._gradients)]))
