@@ -1,10 +1,15 @@
 """Restart from the file of every call: a stopped or interrupted search, continued, ends where
 the uninterrupted one does, calling the calculator only for what the first one had not."""
 
+import json
+
 import numpy as np
 import pytest
-from ase.io import read
+from ase.calculators.emt import EMT
+from ase.io import read, write
 
+import gprdimer.cli.search_command as search_command
+from cli_support import run
 from gprdimer import Dimer, GPRDimer, InputError
 from gprdimer.runner import CountingCalculator
 from gprdimer.search import StopReason
@@ -95,7 +100,24 @@ def test_a_restart_file_that_is_no_search_record_is_refused(tmp_path):
     atoms, surface, _ = morse_cluster()
     atoms.calc = surface()
     atoms.get_potential_energy()
-    from ase.io import write
     write(bad, atoms)  # a trajectory, but not one a search wrote
     with pytest.raises(InputError, match="was not written by a gprdimer search"):
         search("gprd", bad).run(fmax=FMAX, steps=2)
+
+
+def test_ctrl_c_on_the_command_line_leaves_the_record_and_restart_continues(tmp_path,
+                                                                            monkeypatch):
+    guess = tmp_path / "hcn.xyz"
+    guess.write_text("3\nbent HCN\nC 0 0 0\nN 1.17 0 0\nH 0.5 1.1 0\n")
+    argv = ["search", guess, "--calc", "emt", "--fmax", "0.05"]
+    monkeypatch.setattr(search_command, "make_calculator",
+                        lambda *args, **kwargs: InterruptAt(EMT(), 6))
+    assert run(argv) == 130
+    record = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert record["stop"] == "interrupted" and record["calls"] == 6
+    assert len(read(tmp_path / "hcn.gprd.calls.traj", ":")) == 5
+    assert run(argv) == 2  # a fresh search would overwrite the calls of an unfinished one
+    monkeypatch.setattr(search_command, "make_calculator", lambda *args, **kwargs: EMT())
+    assert run(argv + ["--restart"]) == 0
+    again = json.loads((tmp_path / "hcn.gprd.json").read_text())
+    assert again["converged"] and again["reused_calls"] == 5
