@@ -20,22 +20,33 @@ MODE_FRAMES = 20  # one period of the animation
 MODE_AMPLITUDE = 0.3  # Å: the largest atomic displacement of the animation
 
 
+def point_atoms(numbers, positions, charge, multiplicity, energy, forces=None,
+                constraints=()) -> Atoms:
+    """A point of the surface as Atoms that a next calculation can start from: its true energy
+    (and forces), its spin state in `info`, and the fixed atoms."""
+    atoms = Atoms(numbers=numbers, positions=positions, constraint=list(constraints))
+    atoms.info.update(zip(SPIN_KEYS, (int(charge), int(multiplicity))))
+    atoms.calc = SinglePointCalculator(
+        atoms, energy=float(energy),
+        forces=None if forces is None else np.asarray(forces, dtype=float))
+    return atoms
+
+
 def saddle_atoms(numbers, result, charge, multiplicity, constraints=()) -> Atoms:
     """The result's point as Atoms with its energy, forces, mode and what the check found."""
-    atoms = Atoms(numbers=numbers, positions=result.positions, constraint=list(constraints))
+    atoms = point_atoms(numbers, result.positions, charge, multiplicity, result.energy,
+                        result.forces, constraints)
     atoms.arrays["mode"] = np.asarray(result.mode, dtype=float)
-    atoms.info.update(zip(SPIN_KEYS, (int(charge), int(multiplicity))))
     atoms.info.update(curvature=float(result.curvature), calls=int(result.calls))
     if result.n_imaginary is not None:
         atoms.info["n_imaginary"] = int(result.n_imaginary)
     if result.frequencies is not None:
         atoms.info["frequencies"] = np.asarray(result.frequencies, dtype=float)
-    atoms.calc = SinglePointCalculator(atoms, energy=float(result.energy),
-                                       forces=np.asarray(result.forces, dtype=float))
     return atoms
 
 
-def write_saddle(path, atoms) -> None:
+def write_point(path, atoms) -> None:
+    """Extended XYZ, which keeps the energy, forces, info and per-atom arrays."""
     write(str(path), atoms, format="extxyz")
 
 

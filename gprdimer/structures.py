@@ -108,12 +108,12 @@ def check_structure(atoms, where):
     check_geometry(atoms, where)
 
 
-def check_xyz_text(text: str, where: str) -> int:
-    """The number of frames of XYZ text; InputError naming the line and atom at fault."""
+def check_xyz_text(text: str, where: str) -> None:
+    """InputError naming the line and atom at fault in XYZ text of one or more frames."""
     lines = text.splitlines()
     if not text.strip():
         raise InputError(f"{where}: empty file")
-    start, frames, n = 0, 0, 0
+    start, n = 0, 0
     while start < len(lines) and lines[start].strip():
         n = _atom_count(lines, start, n, where)
         body = lines[start + 2:start + 2 + n]
@@ -124,12 +124,11 @@ def check_xyz_text(text: str, where: str) -> int:
         if "properties=" not in lines[start + 1].lower():  # extxyz columns: ase.io checks them
             for k, line in enumerate(body):
                 _check_atom_line(line, start + k + 3, k, where)
-        start, frames = start + 2 + n, frames + 1
+        start += 2 + n
     rest = [k for k in range(start, len(lines)) if lines[k].strip()]
     if rest:
         raise InputError(f"{where}, line {rest[0] + 1}: a blank line inside the file; expected "
                          f"the atom count of a next frame, got {lines[rest[0]].strip()!r}")
-    return frames
 
 
 def _atom_count(lines, start, before, where):

@@ -12,8 +12,6 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
-from ase.calculators.singlepoint import SinglePointCalculator
 
 from ..calculators.factory import make_calculator
 from ..errors import InputError
@@ -21,14 +19,19 @@ from ..inputs import check_multiplicity, read_mode
 from ..modes import MODE_CHOICES
 from ..runner import SearchInterrupted, check_params, check_settings, run_search
 from ..search import StopReason
-from ..saddle_files import saddle_atoms, write_mode_animation, write_saddle
-from ..structures import SPIN_KEYS, read_structure, split_frame, system_spin
+from ..saddle_files import point_atoms, saddle_atoms, write_mode_animation, write_point
+from ..structures import read_structure, split_frame, system_spin
 from .options import check_positive
 
 EXAMPLE = "hcn_to_hnc.xyz"  # the README's first command: HCN -> HNC at HF/3-21G, seconds
 # what a converged search (with --irc) adds to GUESS.METHOD, removed before a new search ends
 STALE = ("ts.xyz", "mode.xyz", "forward.xyz", "reverse.xyz", "irc.forward.traj",
          "irc.reverse.traj")
+
+
+def _beside(stem, kind):
+    """The output file GUESS.METHOD.KIND beside the guess."""
+    return stem.with_name(f"{stem.name}.{kind}")
 
 
 def command(args):
@@ -59,7 +62,7 @@ def command(args):
     atoms.calc = make_calculator(args.calc, charge, multiplicity, threads=args.threads,
                                  label=guess.stem)
     stem = folder / f"{guess.stem}.{args.method}"
-    files = {kind: stem.with_name(f"{stem.name}.{kind}")
+    files = {kind: _beside(stem, kind)
              for kind in ("traj", "calls.traj", "json", "ts.xyz", "mode.xyz")}
     restart = _restart_file(args, files)
     files["json"].unlink(missing_ok=True)  # until this search writes its own: it has not finished
@@ -86,10 +89,10 @@ def command(args):
     _write_record(files["json"], record, result)
     written = [files["traj"], files["json"]] + ([] if restart is None else [files["calls.traj"]])
     for kind in STALE:  # a saddle of an earlier search is not this one's
-        stem.with_name(f"{stem.name}.{kind}").unlink(missing_ok=True)
+        _beside(stem, kind).unlink(missing_ok=True)
     if result.converged:
         saddle = saddle_atoms(atoms.numbers, result, charge, multiplicity, atoms.constraints)
-        write_saddle(files["ts.xyz"], saddle)
+        write_point(files["ts.xyz"], saddle)
         written.append(files["ts.xyz"])
         if write_mode_animation(files["mode.xyz"], saddle):
             written.append(files["mode.xyz"])
@@ -106,14 +109,12 @@ def _follow_irc(atoms, result, stem, record_path, fmax, spin):
 
     print("\nIRC from the saddle, both ways (Sella), then each end relaxed", flush=True)
     atoms.positions = result.positions
-    irc = follow_irc(atoms, fmax=fmax, trajectory=str(stem) + ".irc")
-    paths = [stem.with_name(f"{stem.name}.irc.{d}.traj") for d in ("forward", "reverse")]
+    irc = follow_irc(atoms, fmax=fmax, trajectory=str(_beside(stem, "irc")))
+    paths = [_beside(stem, f"irc.{end.direction}.traj") for end in irc.ends]
     for end, barrier in zip(irc.ends, irc.barriers):
-        minimum = Atoms(numbers=atoms.numbers, positions=end.positions,
-                        constraint=list(atoms.constraints), info=dict(zip(SPIN_KEYS, spin)))
-        minimum.calc = SinglePointCalculator(minimum, energy=end.energy)
-        path = stem.with_name(f"{stem.name}.{end.direction}.xyz")
-        write_saddle(path, minimum)
+        path = _beside(stem, f"{end.direction}.xyz")
+        write_point(path, point_atoms(atoms.numbers, end.positions, *spin, end.energy,
+                                      constraints=atoms.constraints))
         paths.append(path)
         state = "minimum" if end.converged else f"not relaxed (fmax {end.fmax:.3f} eV/Å)"
         print(f"{end.direction:<12} {end.energy:.6f} eV, barrier {barrier:.4f} eV, "

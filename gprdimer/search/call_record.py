@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from ase.calculators.singlepoint import SinglePointCalculator
-from ase.io import Trajectory
+from ase.io import Trajectory, read
 
 from ..errors import InputError
 
@@ -46,7 +46,6 @@ class SavedCalls:
             key = _key(atoms.positions)
             self._by_positions[key].append((float(atoms.get_potential_energy()),
                                             np.array(atoms.get_forces(apply_constraint=False))))
-        self.count = len(frames)
 
     def take(self, positions):
         """(energy, forces) saved at exactly these positions, else None."""
@@ -80,8 +79,6 @@ class CallRecord:
         return self._writer
 
     def _read(self):
-        from ase.io import read
-
         try:
             frames = read(str(self.path), index=":")
         except Exception as exc:  # a file that is not a trajectory, or one cut mid-frame

@@ -75,8 +75,7 @@ class SaddleSearch(Acceptance, Optimizer):
         self.oracle = Oracle(atoms, self.result, self._observe)
         self._record_file = None if restart is None else CallRecord(restart)
         self._path = None  # the trajectory's writer once the search runs
-        self._point = None  # (positions, energy, forces) of the last true point recorded
-        self._written = None  # the point the trajectory's last frame shows
+        self._written = None  # the forces of the point the trajectory's last frame shows
         self._guess = None
         self._started = False
         self._t0 = None
@@ -110,7 +109,6 @@ class SaddleSearch(Acceptance, Optimizer):
         r.positions, r.energy = np.array(positions), energy
         r.fmax, r.force_norm = fmax_of(forces), float(np.linalg.norm(forces))
         r.curvature, r.mode, r.forces = curvature, np.array(mode), np.array(forces)
-        self._point = (r.positions, energy, r.forces)
 
     # --- ASE optimizer protocol -------------------------------------------------------------
     def todict(self):
@@ -190,15 +188,16 @@ class SaddleSearch(Acceptance, Optimizer):
     def _write_path(self):
         """The point the search stands at, as a trajectory frame: the saddle path, whose last
         frame is the result (image and check calls are in the restart file only)."""
-        if self._path is None or self._point is None or self._point is self._written:
-            return
         r = self.result
-        positions, energy, forces = self._written = self._point
+        # every recorded point has its own forces array; none before the first call of a start
+        if self._path is None or r.forces is None or r.forces is self._written:
+            return
+        self._written = r.forces
         snap = self.atoms.copy()
-        snap.positions = positions
+        snap.positions = r.positions
         snap.info.update(step=self.nsteps, calls=r.calls, curvature=r.curvature,
                          mode=np.array(r.mode))
-        snap.calc = SinglePointCalculator(snap, energy=energy, forces=forces)
+        snap.calc = SinglePointCalculator(snap, energy=r.energy, forces=r.forces)
         self._path.write(snap)
 
     def run(self, fmax=0.01, steps=300):
