@@ -11,6 +11,7 @@ from ase.data import covalent_radii
 
 from .constraints import atoms_fixed_mask
 from .errors import InputError
+from .vibrations import internal_basis
 
 SEED = 706253457
 
@@ -251,22 +252,6 @@ def model_hessian(atoms, fixed=None):
     return blocks.transpose(0, 2, 1, 3).reshape(3 * n, 3 * n)
 
 
-def _internal_basis(atoms):
-    """Orthonormal columns spanning the complement of rigid motions.
-
-    Translations always; rotations only without a periodic cell, which breaks rotational
-    symmetry. A linear molecule has one rotation fewer, which the rank picks up.
-    """
-    n = len(atoms)
-    rigid = [np.tile(np.eye(3)[axis], n) for axis in range(3)]
-    if not atoms.pbc.any():
-        centred = atoms.positions - atoms.positions.mean(axis=0)
-        rigid += [np.cross(np.eye(3)[axis], centred).ravel() for axis in range(3)]
-    u, s, _ = np.linalg.svd(np.array(rigid).T, full_matrices=True)
-    rank = int(np.sum(s > 1e-8 * s[0]))
-    return u[:, rank:]
-
-
 def lowest_model_mode(atoms, fixed=None):
     """Softest mode of the model Hessian, a deterministic initial dimer orientation.
 
@@ -287,13 +272,10 @@ def lowest_model_mode(atoms, fixed=None):
     mask = atoms_fixed_mask(atoms, fixed)
     if mask.all():
         raise InputError("every atom is fixed, so there is no mode")
+    if len(atoms) == 1:
+        raise InputError("a single free atom has no internal motion")
     hessian = model_hessian(atoms, mask)
-    if mask.any():
-        basis = np.eye(3 * len(atoms))[:, np.repeat(~mask, 3)]
-    else:
-        basis = _internal_basis(atoms)
-        if basis.shape[1] == 0:
-            raise InputError("a single free atom has no internal motion")
+    basis = np.eye(3 * len(atoms))[:, np.repeat(~mask, 3)] @ internal_basis(atoms, fixed=mask)
     _, vectors = np.linalg.eigh(basis.T @ hessian @ basis)
     mode = basis @ vectors[:, 0]
     mode /= np.linalg.norm(mode)

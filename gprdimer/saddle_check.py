@@ -13,7 +13,8 @@ true forces:
   its eigenvalues are counted. Where a soft Ritz pair's residual says the subspace misses part
   of its mode, the check measures along the residual as well (Lanczos steps on true forces)
   until the soft pairs settle. Beyond the softest mode the check always measures, directions
-  the model puts well above zero are not probed.
+  the model puts well above zero are not probed. An imaginary mode near the threshold must
+  stay negative over a finite displacement (`FINITE_STEP`, central differences) to count.
 - `hessian_check` (`verify='hessian'`): the same count on a full true Hessian.
 """
 
@@ -40,6 +41,13 @@ MAX_PROBES = 6
 # reaches the soft band, may hide a true eigenvalue below the threshold: the check then measures
 # along its Davidson correction too, until no such pair is left.
 RESIDUAL = 0.5
+# An imaginary Ritz mode within this factor of the threshold is measured again over FINITE_STEP
+# (central differences): a reaction coordinate stays negative over a tenth of an ångström,
+# while a floppy direction (a libration of fragments 8 Å apart) can be negative over 0.01 Å
+# only and turn positive beyond, which is no barrier a chemist can use. The less negative
+# curvature counts.
+MARGIN = 2.0
+FINITE_STEP = 0.05
 # A model mode that is mostly inside the span already measured adds nothing: it is probed only
 # when at least this share of its norm lies outside that span.
 NEW_DIRECTION = 0.5
@@ -144,6 +152,16 @@ def subspace_check(weighting: MassWeighting, g0, model_hessian, probes, gradient
             break
         calls += 1
     modes, factors = weighting.to_cartesian(ritz)
+    values = values.copy()
+    wavenumbers = to_wavenumber(values)
+    marginal = (wavenumbers < -threshold) & (wavenumbers > -MARGIN * threshold)
+    for i in np.flatnonzero(marginal):
+        direction = FINITE_STEP * modes[:, i]
+        difference = gradient_at(direction) - gradient_at(-direction)
+        calls += 2
+        values[i] = max(values[i], factors[i] * float(modes[:, i] @ difference) / (2 * FINITE_STEP))
+    order = np.argsort(values, kind="stable")
+    values, modes, factors = values[order], modes[:, order], factors[order]
     return SaddleCheck(to_wavenumber(values), modes[:, 0], float(values[0] / factors[0]), calls,
                        threshold)
 

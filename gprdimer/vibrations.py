@@ -46,18 +46,8 @@ class MassWeighting:
 
     def __init__(self, atoms, positions=None, fixed=None):
         mask = fixed_mask(len(atoms), fixed)
-        positions = atoms.positions if positions is None else np.asarray(positions, dtype=float)
         self.sqrt_mass = np.repeat(np.sqrt(atoms.get_masses()[~mask]), 3)
-        rigid = np.asarray(_core.rigid_motions(atoms.get_chemical_symbols(), list(mask),
-                                               atoms.cell.array, list(atoms.pbc),
-                                               np.ascontiguousarray(positions)))
-        dims = self.sqrt_mass.size
-        if rigid.size:
-            weighted, _ = np.linalg.qr(self.sqrt_mass[:, None] * rigid)
-            u, _, _ = np.linalg.svd(weighted, full_matrices=True)
-            self.internal = u[:, weighted.shape[1]:]
-        else:
-            self.internal = np.eye(dims)
+        self.internal = internal_basis(atoms, positions, mask, self.sqrt_mass)
 
     def weigh(self, hessian):
         """Cartesian Hessian of the moving coordinates (eV/Å²) → mass-weighted internal block."""
@@ -78,6 +68,25 @@ class MassWeighting:
     def to_internal(self, cartesian):
         """A Cartesian direction of the moving coordinates → its internal mass-weighted part."""
         return self.internal.T @ (self.sqrt_mass * np.asarray(cartesian, dtype=float))
+
+
+def internal_basis(atoms, positions=None, fixed=None, scale=None):
+    """Orthonormal columns spanning the internal motions of the moving coordinates: the
+    complement of the rigid motions of the C++ core (`_core.rigid_motions`: none with fixed
+    atoms, translations only with a periodic cell, one rotation fewer when linear), in the
+    coordinates scaled by `scale` (the square roots of the masses: mass-weighted) if given."""
+    mask = fixed_mask(len(atoms), fixed)
+    positions = atoms.positions if positions is None else np.asarray(positions, dtype=float)
+    dims = 3 * int((~mask).sum())
+    rigid = np.asarray(_core.rigid_motions(atoms.get_chemical_symbols(), list(mask),
+                                           atoms.cell.array, list(atoms.pbc),
+                                           np.ascontiguousarray(positions)))
+    if not rigid.size:
+        return np.eye(dims)
+    if scale is not None:
+        rigid = np.asarray(scale)[:, None] * rigid
+    u, s, _ = np.linalg.svd(rigid, full_matrices=True)
+    return u[:, int(np.sum(s > 1e-8 * s[0])):]
 
 
 @dataclass(frozen=True)

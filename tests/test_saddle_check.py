@@ -112,6 +112,27 @@ def test_the_dimer_curvature_alone_would_have_taken_a_flat_direction():
     assert len(calls) == 1 and abs(calls[0][0]) < 1e-12
 
 
+@pytest.mark.parametrize("quartic, imaginary", [(10.0, 0), (0.03, 1)])
+def test_a_mode_near_the_threshold_counts_only_if_it_stays_negative_over_a_finite_step(
+        quartic, imaginary):
+    """E = -0.0075 x² + b x⁴ along a hydrogen's x: 61i cm⁻¹ at the origin either way. With
+    b = 10 the well is 0.02 Å wide (a floppy libration; positive curvature over 0.05 Å), with
+    b = 0.03 the barrier is a real one."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    stiff = 1.0
+
+    def gradient_at(dx):
+        x, y, z = dx
+        return np.array([-0.015 * x + 4 * quartic * x**3, stiff * y, stiff * z])
+
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    check = subspace_check(weighting, np.zeros(3), np.diag([-0.015, stiff, stiff]),
+                           [(tau, gradient_at(step * tau))], gradient_at, step)
+    assert check.n_imaginary == imaginary
+    assert check.calls == 3  # the softest mode beyond the dimer's, then x ± 0.05 Å
+
+
 def test_the_softest_mode_beyond_the_dimer_is_measured_even_where_the_model_calls_it_stiff():
     """A GP trained along a search path can swap modes (xTB singlets/059: the dimer on a 77i
     cm⁻¹ mode, the true 244i one at 347 cm⁻¹ in the model): the one always-measured mode
