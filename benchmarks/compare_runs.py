@@ -17,7 +17,7 @@ import math
 from collections import Counter
 
 from gprdimer.batch.store import read_rows
-from gprdimer.report import summary_table
+from gprdimer.report_tables import summary_table
 from gprdimer.verify import is_verified_success
 
 

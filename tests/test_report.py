@@ -1,6 +1,7 @@
 """Reports from a results database: tables, CSVs, plots, and the comparison with published CSVs."""
 
 import csv
+import math
 
 import pytest
 from ase import Atoms
@@ -8,8 +9,9 @@ from ase import Atoms
 from gprdimer.batch import Store, failed_row, make_task
 from gprdimer.cli import main
 from gprdimer.search import StopReason
-from gprdimer.report import (build_report, common_systems, same_saddle_table, starts_table,
-                             summary_table)
+from gprdimer.report import build_report
+from gprdimer.report_tables import (common_systems, other_saddle_table, same_saddle_table,
+                                    size_band_table, starts_table, summary_table)
 
 CALC = "hf/3-21g"
 # system: (spin, method: (converged, calls, wall s, gp s, saddle energy eV))
@@ -143,7 +145,8 @@ def test_report_files(db, reference, tmp_path, capsys):
     assert main(["report", str(db), "--reference", str(reference), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"report.md", "summary.csv", "same_saddle.csv", "reference.csv",
-            "reference_systems.csv", "converged_vs_calls.png", "parity.png"} <= names
+            "reference_systems.csv", "size_bands.csv", "other_saddles.csv",
+            "converged_vs_calls.png", "parity.png"} <= names
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "report.md").read_text()
@@ -155,6 +158,30 @@ def test_report_files(db, reference, tmp_path, capsys):
     assert float(published["gprd"]["published_calls_median"]) == 25  # 22 and 28
     assert float(published["gprd"]["same_saddle_share"]) == 0.5  # 1 meV and 0.2 eV apart
     assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_size_bands_compare_each_method_with_sella_and_its_published_run(reference):
+    table = rows()
+    for row in table:  # one system per band
+        row["natoms"] = {"singlets/000": 10, "singlets/001": 16, "doublets/000": 22}[row["system"]]
+    bands = {(r["atoms"], r["method"]): r for r in size_band_table(table, reference)}
+    assert [r["atoms"] for r in size_band_table(table)][::3] == ["<=13", "14-19", ">=20"]
+    small = bands["<=13", "gprd"]
+    assert small["verified"] == 1 and small["calls_median"] == 20
+    assert small["calls_median_vs_sella"] == pytest.approx(0.5)  # Sella 40 calls there
+    assert small["wall_median_vs_sella"] == pytest.approx(0.5)
+    assert small["published_method"] == "gprd" and small["published_calls_median"] == 22
+    assert bands["14-19", "sella"]["verified"] == 0  # our Sella failed on singlets/001 ...
+    assert bands["14-19", "sella"]["published_reported"] == 1  # ... the published one did not
+    assert math.isnan(bands["14-19", "gprd"]["calls_median_vs_sella"])  # no Sella success
+    assert bands[">=20", "dimer"]["published_method"] == "idimer"
+
+
+def test_saddles_other_than_the_published_sellas_name_the_lower(reference):
+    other = other_saddle_table([{**r, "natoms": 2} for r in rows()], reference)
+    # only our dimer on singlets/000 (-100.5 eV) is 0.01 eV or more from Sella's -100.005 eV
+    assert [(r["system"], r["method"], r["lower"]) for r in other] == \
+        [("singlets/000", "dimer", "ours")]
 
 
 def test_report_defaults_to_the_database_folder(db):

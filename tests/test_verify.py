@@ -11,7 +11,7 @@ from gprdimer import GPRDimer
 from gprdimer.batch import Store, failed_row, make_task, read_rows
 from gprdimer.cli import main
 from gprdimer.search import StopReason
-from gprdimer.report import summary_table
+from gprdimer.report_tables import summary_table
 
 pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[xtb])")
 from gprdimer.calculators.xtb import XTBCalculator  # noqa: E402

@@ -41,7 +41,7 @@ class Store:
             raise InputError(f"{self.path}: cannot be used as a results database ({exc})") from None
 
     def rows(self) -> list[dict]:
-        """Every row's key-value pairs, in the order written."""
+        """Every row's key-value pairs and its number of atoms (`natoms`), in the order written."""
         try:
             return [dict(row.key_value_pairs) for row in self._db.select()]
         except sqlite3.Error as exc:
@@ -102,13 +102,13 @@ class Store:
 
 
 def read_rows(path) -> list[dict]:
-    """Every row's key-value pairs, in the order written."""
+    """Every row's key-value pairs and its number of atoms (`natoms`), in the order written."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such results database")
     try:
         db = ase.db.connect(str(path), type="db", use_lock_file=False)
-        return [dict(row.key_value_pairs) for row in db.select()]
+        return [{**row.key_value_pairs, "natoms": row.natoms} for row in db.select()]
     except (sqlite3.Error, OSError) as exc:
         raise InputError(f"{path}: not a readable results database ({exc})") from None
 
