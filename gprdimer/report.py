@@ -16,9 +16,9 @@ from pathlib import Path
 from .batch.store import read_rows
 from .errors import InputError
 from .report_plots import _plot_converged_vs_calls, _plot_parity, _pyplot
-from .report_tables import (REFERENCE_CALC, SAME_SADDLE_EV, common_systems, other_saddle_table, reference_pairs,
-                            reference_summary, same_saddle_table, size_band_table,
-                            starts_table, summary_table)
+from .report_tables import (REFERENCE_CALC, SAME_SADDLE_EV, common_systems, other_saddle_table,
+                            reference_pairs, reference_summary, same_saddle_table,
+                            size_band_table, starts_table, summary_table)
 
 
 def build_report(db, reference=None, out=None, stride=None) -> list[Path]:

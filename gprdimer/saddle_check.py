@@ -152,7 +152,6 @@ def subspace_check(weighting: MassWeighting, g0, model_hessian, probes, gradient
             break
         calls += 1
     modes, factors = weighting.to_cartesian(ritz)
-    values = values.copy()
     wavenumbers = to_wavenumber(values)
     marginal = (wavenumbers < -threshold) & (wavenumbers > -MARGIN * threshold)
     for i in np.flatnonzero(marginal):

@@ -41,7 +41,7 @@ class Store:
             raise InputError(f"{self.path}: cannot be used as a results database ({exc})") from None
 
     def rows(self) -> list[dict]:
-        """Every row's key-value pairs and its number of atoms (`natoms`), in the order written."""
+        """Every row's key-value pairs, in the order written."""
         try:
             return [dict(row.key_value_pairs) for row in self._db.select()]
         except sqlite3.Error as exc:
