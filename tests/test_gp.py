@@ -221,6 +221,27 @@ def test_training_leaves_a_warm_start_stuck_on_a_plateau(data):
     assert np.all(gp.log_hyperparameters > -10.0)
 
 
+def test_a_training_depends_on_its_data_and_warm_start_only():
+    """A training reuses the factor of its last objective evaluation (the warm start's, for the
+    optimiser's first step): after new data, a GP that trained before must fit exactly as a
+    fresh GP with the same data and the same warm start does."""
+    X, E, F = dataset(np.random.default_rng(5), m=7)
+    for subset in (None, 4):  # all data, and a farthest-point subset that changes with the data
+        settings = dict(training_subset=subset, retrain_tolerance=0.0)
+        trained = build(X[:5], E[:5], F[:5], **settings)
+        trained.train()
+        warm = trained.log_hyperparameters
+        for x, e, f in zip(X[5:], E[5:], F[5:]):
+            trained.add(x, e, f)
+        again = trained.train()
+        fresh = build(X, E, F, **settings)
+        fresh.log_hyperparameters = warm
+        first = fresh.train()
+        assert not again.reinitialised and again.evaluations == first.evaluations
+        assert np.array_equal(trained.log_hyperparameters, fresh.log_hyperparameters)
+        assert again.objective == first.objective
+
+
 def test_appending_extends_the_factor_exactly(data):
     X, E, F = data
     gp = build(X[:4], E[:4], F[:4])

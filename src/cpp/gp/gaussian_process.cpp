@@ -142,9 +142,13 @@ TrainingReport GaussianProcess::train() {
   // term vanishing) would otherwise keep the fit there, as the optimiser stops at its first
   // short step.
   Eigen::VectorXd start = initial_log_hyperparameters(td.scales, geometry_.n_types());
-  const bool warm = have_hyperparameters_ &&
-                    map_objective(td, settings_.prior, log_w_, nullptr, &training_buffers_) <=
-                        map_objective(td, settings_.prior, start, nullptr, &training_buffers_);
+  training_buffers_.forget();  // new data since the last training
+  bool warm = false;
+  if (have_hyperparameters_) {
+    const double fresh = map_objective(td, settings_.prior, start, nullptr, &training_buffers_);
+    // the warm start second, so that its factor is the one the optimiser's first step reuses
+    warm = map_objective(td, settings_.prior, log_w_, nullptr, &training_buffers_) <= fresh;
+  }
   if (warm) start = log_w_;
   // With the barrier on, a data-driven start above it would fail at once: start just inside.
   if (settings_.prior.variance_barrier) start[0] = std::min(start[0], std::log(2.0) - 0.1);

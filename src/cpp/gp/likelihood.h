@@ -35,10 +35,15 @@ PriorScales prior_scales(const std::vector<const Features*>& obs, const Eigen::V
 Eigen::VectorXd initial_log_hyperparameters(const PriorScales& scales, int n_types);
 
 // The n x n matrices of one evaluation, kept between evaluations on data of one size (a
-// training calls the objective a dozen times or more).
+// training calls the objective a dozen times or more). K and factor stay valid for the
+// hyperparameters in factored_at until forget(): a training evaluates its warm start without
+// the gradient, then with it as the optimiser's first step, and the second reuses the factor.
+// Whoever changes the data between evaluations calls forget().
 struct ObjectiveWorkspace {
   Eigen::MatrixXd K, Linv, W;
   Factor factor;
+  Eigen::VectorXd factored_at;  // empty: K and factor hold no evaluation
+  void forget() { factored_at.resize(0); }
 };
 
 // Returns L(w); fills grad when given. +infinity (and zero gradient) when K cannot be factorised
