@@ -42,12 +42,14 @@ SHOWN = 6  # softest frequencies printed
 
 
 def capture_last_check():
-    """Makes every search's saddle check record its arguments; returns the list they go to."""
+    """Makes every search's saddle check record its arguments and its outcome; returns the
+    list they go to."""
     captured = []
 
     def recording(*args, **kwargs):
-        captured.append((args, kwargs))
-        return subspace_check(*args, **kwargs)
+        check = subspace_check(*args, **kwargs)
+        captured.append((args, kwargs, check))
+        return check
 
     acceptance.subspace_check = recording
     return captured
@@ -66,8 +68,8 @@ def replay(row, captured):
     if not result.converged:  # the last check was not at the final point
         print("  not converged: nothing to compare")
         return
-    (weighting, g0, model, probes, gradient_at, step), kwargs = captured[-1][0][:6], captured[-1][1]
-    check = subspace_check(weighting, g0, model, probes, gradient_at, step, **kwargs)
+    args, kwargs, check = captured[-1]
+    weighting, model = args[0], args[2]
     point = atoms.copy()
     point.calc = atoms.calc
     point.positions = result.positions
@@ -82,7 +84,7 @@ def replay(row, captured):
         top = np.argsort(overlap)[::-1][:4]
         shares = ", ".join(f"{to_wavenumber(model_values[i]):.0f} ({overlap[i]:.2f})" for i in top)
         print(f"  true {to_wavenumber(true_values[k]):.0f} cm⁻¹ lies along model modes {shares}")
-    right = subspace_check(weighting, g0, hessian, probes, gradient_at, step, **kwargs)
+    right = subspace_check(*args[:2], hessian, *args[3:], **kwargs)
     print("  check with the true Hessian as model:", np.round(right.wavenumbers[:3]),
           f"{right.n_imaginary} imaginary")
 

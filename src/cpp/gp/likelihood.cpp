@@ -48,10 +48,10 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   ObjectiveWorkspace local;
   ObjectiveWorkspace& ws = work ? *work : local;
   const Kernel kernel(*data.geometry, log_w, data.sigma_c2);
-  if (!(work && ws.factored_at.size() == nw && ws.factored_at == log_w)) {
+  if (ws.factored_at.size() != nw || ws.factored_at != log_w) {  // a local workspace never matches
     assemble_covariance(kernel, data.obs, settings.noise, ws.K);
     robust_cholesky(ws.K, ws.factor);
-    if (work) ws.factored_at = log_w;
+    ws.factored_at = log_w;
   }
   const Factor& factor = ws.factor;
   if (!factor.ok) return inf;
