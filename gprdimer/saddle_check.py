@@ -139,16 +139,17 @@ def subspace_check(weighting: MassWeighting, g0, model_hessian, probes, gradient
         values, ritz, residuals = _ritz_pairs(np.array(basis).T, np.array(images).T)
         # A true eigenvalue lies within |r| of each Ritz value: a pair whose interval reaches
         # the soft band may hide one below the threshold.
-        unsettled = [(np.linalg.norm(r), v, r) for v, r in zip(values, residuals.T)
-                     if np.linalg.norm(r) > tolerance and v - np.linalg.norm(r) < soft_band]
-        if calls == MAX_PROBES or not unsettled:
-            break
-        _, value, residual = max(unsettled, key=_first)
-        # Davidson's correction with the model as preconditioner: the residual's stiff part
-        # says little about a soft mode, its parts the model puts near the Ritz value much
-        gaps = model_values - value
-        gaps = np.where(np.abs(gaps) < tolerance, np.copysign(tolerance, gaps), gaps)
-        if not probe(model_vectors @ ((model_vectors.T @ residual) / gaps)):
+        # Pairs inside the soft band first, the softest first: their sign is what decides the
+        # count, while the residual of the reaction mode's pair or of a stiff one is large
+        # (forward differences) and would spend the calls elsewhere. A correction inside the
+        # measured span gives way to the next pair's.
+        unsettled = sorted(((v, r) for v, r in zip(values, residuals.T)
+                            if np.linalg.norm(r) > tolerance
+                            and v - np.linalg.norm(r) < soft_band),
+                           key=lambda pair: (abs(pair[0]) >= soft_band, pair[0]))
+        if calls == MAX_PROBES or not any(probe(_correction(model_values, model_vectors, v, r,
+                                                            tolerance))
+                                          for v, r in unsettled):
             break
         calls += 1
     modes, factors = weighting.to_cartesian(ritz)
@@ -178,8 +179,13 @@ def _orthonormal(columns, tolerance=1e-6):
     return u[:, s > tolerance * max(s[0], 1e-300)]
 
 
-def _first(pair):
-    return pair[0]
+def _correction(model_values, model_vectors, value, residual, tolerance):
+    """Davidson's correction of a Ritz pair with the model as preconditioner: the residual's
+    stiff part says little about a soft mode, its parts the model puts near the Ritz value
+    much."""
+    gaps = model_values - value
+    gaps = np.where(np.abs(gaps) < tolerance, np.copysign(tolerance, gaps), gaps)
+    return model_vectors @ ((model_vectors.T @ residual) / gaps)
 
 
 def _ritz_pairs(basis, images):

@@ -189,6 +189,34 @@ def test_a_mode_the_model_has_turned_is_followed_by_its_residual():
                                                   rel=1e-6)
 
 
+def test_a_soft_pair_is_refined_before_the_reaction_modes_forward_difference_residual():
+    """Forward differences along a reaction mode whose curvature changes along stiff directions
+    (a cubic term) leave its Ritz pair a residual that no probe removes; the second negative
+    mode hides behind a soft pair with a smaller residual. The soft pair is refined first and
+    the check finds both (refining the largest residual first ended at the first correction
+    inside the span, one imaginary mode)."""
+    atoms = Atoms("H2He3", positions=[[0, 0, 0], [1, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]])
+    weighting = MassWeighting(atoms, fixed=[2, 3, 4])
+    turn = np.arcsin(np.sqrt(7 / 15))  # the soft pair on the model mode: 73 cm⁻¹
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    quadratic = np.diag([-1.0, 0.0, 0.0, 2.0, 3.0, 4.0])
+    quadratic[1:3, 1:3] = rotation @ np.diag([-0.05, 0.1]) @ rotation.T
+    model = np.diag([-1.0, 0.02, 2.0, 2.0, 3.0, 4.0])
+    cubic, stiff = 40.0, np.array([0, 0, 0, 1, 1, 1]) / np.sqrt(3)  # E += cubic/2 x0² (stiff·x)
+
+    def gradient_at(dx):
+        cubic_part = 0.5 * cubic * dx[0] ** 2 * stiff
+        cubic_part[0] += cubic * dx[0] * (stiff @ dx)
+        return quadratic @ dx + cubic_part
+
+    step = 0.01
+    tau = np.eye(6)[0]
+    check = subspace_check(weighting, np.zeros(6), model, [(tau, gradient_at(step * tau))],
+                           gradient_at, step)
+    assert check.n_imaginary == 2
+    assert check.wavenumbers[1] == pytest.approx(to_wavenumber(-0.05 / 1.008), rel=1e-6)
+
+
 def test_ritz_values_of_a_full_subspace_are_the_harmonic_frequencies():
     """With every direction probed the check's values are the full analysis's, rigid motions
     and mass weighting included (a free bent triatomic, no fixed atoms)."""
