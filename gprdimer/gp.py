@@ -48,10 +48,10 @@ class GPSettings:
                                          paper="1e-4")
     lambda_init: float = setting(100.0, "SCG's initial scale", paper=100)
     lambda_limit: float = setting(1e16, "SCG's largest scale", paper="1e16")
-    memory_limit: float | None = setting(1000.0, "MB the model's covariance factor may take "
-                                         "((observations x (3N+1))² x 8 bytes); past it the "
-                                         "oldest observations go, down to three quarters "
-                                         "(None: no bound)", "bounds memory and the cost per "
+    memory_limit: float | None = setting(1000.0, "MB of covariance factor the model may hold "
+                                         "((observations x (3N+1))² x 8 bytes, in one storage "
+                                         "of this size); past it the oldest observations go, "
+                                         "down to three quarters (None: no bound)", "bounds memory and the cost per "
                                          "iteration; at most 28 of 458 xTB searches of the set "
                                          "hold that many calls", "none", history=True)
     backend: str = setting("cpp", "'cpp' (the C++ core) or 'gpytorch' (torch; GPUs, large "

@@ -1,6 +1,9 @@
 """The C++ GP core against finite differences, invariances, and the NumPy reference (docs/model.md)."""
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,6 +366,21 @@ def test_memory_limit_keeps_the_latest_observations_exactly():
     assert relerr(a[0], b[0]) < 1e-10 and relerr(a[1], b[1]) < 1e-8 and abs(a[2] - b[2]) < 1e-10
     with pytest.raises(InputError, match="memory_limit must be a finite number above 0"):
         replace(EXACT, memory_limit=0)
+
+
+def test_a_bounded_model_stays_within_its_memory_limit():
+    """The whole model, not only its factor: 90 observations of benzene (37 rows each) under a
+    30 MB limit (1936 rows, 52 observations) raise the process's peak by at most the limit, the
+    training subset's three matrices, a page of rounding per factor column and 2 MB of vectors.
+    Before the factor was assembled and kept in one storage of the bound's size, the peak rose
+    by about twice the limit (a covariance beside its factor, an old beside a grown storage)."""
+    probe = Path(__file__).with_name("memory_probe.py")
+    done = subprocess.run([sys.executable, str(probe), "30", "90"], capture_output=True,
+                          text=True, check=True)
+    growth, most, max_rows = (int(word) for word in done.stdout.split())
+    assert max_rows == 1936 and most == 52
+    training = 3 * (GPSettings().training_subset * 37) ** 2 * 8
+    assert growth <= 30e6 + training + 4096 * max_rows + 2e6, done.stdout
 
 
 def test_gpytorch_backend_keeps_the_same_observations():

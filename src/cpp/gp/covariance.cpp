@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace gprdimer {
 
 void assemble_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
-                         double noise, Eigen::MatrixXd& K) {
+                         double noise, Eigen::Ref<Eigen::MatrixXd> K) {
   const int m = kernel.block_size();
   const int M = static_cast<int>(obs.size());
-  K.resize(M * m, M * m);
   for (int a = 0; a < M; ++a)
     for (int b = a; b < M; ++b) {
       kernel.block(*obs[a], *obs[b], K.block(a * m, b * m, m, m));
@@ -18,19 +18,34 @@ void assemble_covariance(const Kernel& kernel, const std::vector<const Features*
   K.diagonal().array() += noise;
 }
 
-void robust_cholesky(const Eigen::MatrixXd& K, Factor& out, int max_tries) {
+void Factor::reserve(Eigen::Index rows) {
+  if (L.rows() >= rows) return;
+  Eigen::MatrixXd grown(rows, rows);
+  grown.topLeftCorner(n, n) = active();
+  L.swap(grown);
+}
+
+void factor_covariance(const Kernel& kernel, const std::vector<const Features*>& obs,
+                       double noise, Factor& out, Eigen::Index capacity, int max_tries) {
+  const Eigen::Index n = static_cast<Eigen::Index>(obs.size()) * kernel.block_size();
+  out.n = 0;  // nothing of the old factor is kept
+  out.reserve(std::max(n, capacity));
   out.ok = false;
   out.jitter = 0.0;
-  if (!K.allFinite()) return;  // LLT would not notice: it only checks the pivots' signs
-  const double base = 1e-8 * std::max(1.0, K.diagonal().mean());
+  Eigen::Ref<Eigen::MatrixXd> A = out.L.topLeftCorner(n, n);
+  assemble_covariance(kernel, obs, noise, A);
+  if (!A.allFinite()) return;  // LLT would not notice: it only checks the pivots' signs
+  const double base = 1e-8 * std::max(1.0, A.diagonal().mean());
   for (int attempt = 0; attempt < max_tries; ++attempt) {
     const double jitter = attempt == 0 ? 0.0 : base * std::pow(10.0, attempt - 1);
-    out.L = K;
-    out.L.diagonal().array() += jitter;
-    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(out.L);
-    if (llt.info() == Eigen::Success && out.L.diagonal().allFinite()) {
-      out.L.triangularView<Eigen::StrictlyUpper>().setZero();
-      out.n = out.L.rows();
+    if (attempt > 0) {
+      assemble_covariance(kernel, obs, noise, A);
+      A.diagonal().array() += jitter;
+    }
+    Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(A);
+    if (llt.info() == Eigen::Success && A.diagonal().allFinite()) {
+      A.triangularView<Eigen::StrictlyUpper>().setZero();
+      out.n = n;
       out.jitter = jitter;
       out.ok = true;
       return;
@@ -38,7 +53,8 @@ void robust_cholesky(const Eigen::MatrixXd& K, Factor& out, int max_tries) {
   }
 }
 
-void inverse_from_factor(const Eigen::MatrixXd& L, Eigen::MatrixXd& work, Eigen::MatrixXd& Kinv) {
+void inverse_from_factor(const Eigen::Ref<const Eigen::MatrixXd>& L, Eigen::MatrixXd& work,
+                         Eigen::MatrixXd& Kinv) {
   const Eigen::Index n = L.rows();
   constexpr Eigen::Index panel = 64;
   // L^-1 column panel by column panel: columns [j, j+b) are zero above row j.
@@ -60,20 +76,14 @@ void inverse_from_factor(const Eigen::MatrixXd& L, Eigen::MatrixXd& work, Eigen:
   }
 }
 
-bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C,
-                      Eigen::Index reserve_rows) {
+bool append_to_factor(Factor& factor, const Eigen::MatrixXd& B, Eigen::MatrixXd C) {
   const Eigen::Index n = factor.n, m = C.rows();
   C.diagonal().array() += factor.jitter;
   const Eigen::MatrixXd L21t = factor.lower().solve(B);  // n x m
   C.noalias() -= L21t.transpose() * L21t;
   Eigen::LLT<Eigen::MatrixXd> llt(C);
   if (llt.info() != Eigen::Success) return false;
-  if (factor.L.rows() < n + m) {
-    const Eigen::Index capacity = n + m + std::max<Eigen::Index>(0, reserve_rows);
-    Eigen::MatrixXd grown(capacity, capacity);
-    grown.topLeftCorner(n, n) = factor.active();
-    factor.L.swap(grown);
-  }
+  if (factor.L.rows() < n + m) throw std::logic_error("append_to_factor: storage not reserved");
   factor.L.block(0, n, n, m).setZero();
   factor.L.block(n, 0, m, n) = L21t.transpose();
   factor.L.block(n, n, m, m) = llt.matrixL();

@@ -9,7 +9,9 @@
 namespace gprdimer {
 
 namespace {
-// Room the factor's storage keeps for this many further observations when it must grow.
+// Without a memory bound, room the factor's storage keeps for this many further observations
+// when it must grow (copying the whole factor into a fresh allocation at every observation was
+// most of an addition's time). With one, the storage is the bound's from the start.
 constexpr int kReserveObservations = 8;
 // Past max_rows the oldest observations go down to this share of it: one refactorisation then
 // serves the next quarter of the bound's observations, each added by extending the factor.
@@ -53,9 +55,8 @@ void GaussianProcess::add(const PositionsRef& positions, double energy, const Po
   for (int a = 0; a < M - 1; ++a) kernel.block(features_[a], features_.back(), B.block(a * m, 0, m, m));
   kernel.block(features_.back(), features_.back(), C);
   C.diagonal().array() += settings_.prior.noise;
-  Eigen::Index reserve = kReserveObservations * m;
-  if (settings_.max_rows > 0) reserve = std::min<Eigen::Index>(reserve, settings_.max_rows - M * m);
-  if (append_to_factor(factor_, B, C, reserve)) {
+  factor_.reserve(factor_capacity(M * m));
+  if (append_to_factor(factor_, B, C)) {
     refresh_weights();
   } else {
     rebuild();
@@ -71,8 +72,7 @@ void GaussianProcess::forget_oldest() {
   features_.erase(features_.begin(), features_.begin() + drop);
   energies_.erase(energies_.begin(), energies_.begin() + drop);
   gradients_.erase(gradients_.begin(), gradients_.begin() + drop);
-  factor_ = Factor();  // its memory goes now; the next use refactorises the kept observations
-  model_ready_ = false;
+  model_ready_ = false;  // the next use refactorises the kept observations in the same storage
 }
 
 Eigen::VectorXd GaussianProcess::targets(const std::vector<int>& subset) const {
@@ -206,14 +206,19 @@ void GaussianProcess::rebuild() {
   const Kernel kernel(geometry_, log_w_, sigma_c2_);
   std::vector<const Features*> obs;
   for (const auto& f : features_) obs.push_back(&f);
-  Eigen::MatrixXd K;
-  assemble_covariance(kernel, obs, settings_.prior.noise, K);
-  robust_cholesky(K, factor_);
+  factor_covariance(kernel, obs, settings_.prior.noise, factor_,
+                    factor_capacity(n_observations() * (geometry_.dims() + 1)));
   if (!factor_.ok) {
     model_ready_ = false;
     throw std::runtime_error("covariance matrix is not positive definite even with jitter");
   }
   refresh_weights();
+}
+
+Eigen::Index GaussianProcess::factor_capacity(Eigen::Index rows) const {
+  if (settings_.max_rows > 0) return std::max<Eigen::Index>(rows, settings_.max_rows);
+  if (factor_.L.rows() >= rows) return rows;
+  return rows + kReserveObservations * (geometry_.dims() + 1);
 }
 
 void GaussianProcess::refresh_weights() {

@@ -21,7 +21,9 @@ struct GPSettings {
   // data is the largest cost of an outer iteration once M grows. 0 always adopts the new values.
   double retrain_tolerance = 0.0;
   // Rows of the covariance (observations x (dims + 1)) the model may hold; 0: no bound. Past it
-  // the oldest observations go, down to three quarters of the bound.
+  // the oldest observations go, down to three quarters of the bound. The factor's storage is
+  // reserved at the bound's size once, so the model's memory never exceeds it (plus the
+  // training subset's matrices and vectors of one row).
   int max_rows = 0;
 };
 
@@ -73,6 +75,8 @@ class GaussianProcess {
   void forget_oldest();
   void rebuild();
   void refresh_weights();
+  // Rows the factor's storage should have for a factor of `rows` rows.
+  Eigen::Index factor_capacity(Eigen::Index rows) const;
 
   InverseDistances geometry_;
   GPSettings settings_;

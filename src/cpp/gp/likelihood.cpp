@@ -49,16 +49,15 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
   ObjectiveWorkspace& ws = work ? *work : local;
   const Kernel kernel(*data.geometry, log_w, data.sigma_c2);
   if (ws.factored_at.size() != nw || ws.factored_at != log_w) {  // a local workspace never matches
-    assemble_covariance(kernel, data.obs, settings.noise, ws.K);
-    robust_cholesky(ws.K, ws.factor);
+    factor_covariance(kernel, data.obs, settings.noise, ws.factor);
     ws.factored_at = log_w;
   }
   const Factor& factor = ws.factor;
   if (!factor.ok) return inf;
-  const auto L = factor.L.triangularView<Eigen::Lower>();
+  const auto L = factor.lower();
   const Eigen::VectorXd beta = L.solve(data.y);
   const double n = static_cast<double>(data.y.size());
-  double value = 0.5 * beta.squaredNorm() + factor.L.diagonal().array().log().sum() + 0.5 * n * kLog2Pi;
+  double value = 0.5 * beta.squaredNorm() + factor.active().diagonal().array().log().sum() + 0.5 * n * kLog2Pi;
 
   // Log prior (and its gradient) in the log parametrisation, Jacobians included.
   const double nu = settings.prior_dof;
@@ -72,8 +71,8 @@ double map_objective(const TrainingData& data, const PriorSettings& settings,
 
   // W = K^-1 - alpha alpha^T, from the factor: K^-1 = L^-T L^-1.
   Eigen::MatrixXd& W = ws.W;
-  inverse_from_factor(factor.L, ws.Linv, W);
-  const Eigen::VectorXd alpha = factor.L.transpose().triangularView<Eigen::Upper>().solve(beta);
+  inverse_from_factor(factor.active(), ws.Linv, W);
+  const Eigen::VectorXd alpha = factor.active().transpose().triangularView<Eigen::Upper>().solve(beta);
   W.selfadjointView<Eigen::Lower>().rankUpdate(alpha, -1.0);
   W.triangularView<Eigen::StrictlyUpper>() = W.transpose();
 

@@ -35,14 +35,14 @@ PriorScales prior_scales(const std::vector<const Features*>& obs, const Eigen::V
 Eigen::VectorXd initial_log_hyperparameters(const PriorScales& scales, int n_types);
 
 // The n x n matrices of one evaluation, kept between evaluations on data of one size (a
-// training calls the objective a dozen times or more). K and factor stay valid for the
+// training calls the objective a dozen times or more). The factor stays valid for the
 // hyperparameters in factored_at until forget(): a training evaluates its warm start without
 // the gradient, then with it as the optimiser's first step, and the second reuses the factor.
 // Whoever changes the data between evaluations calls forget().
 struct ObjectiveWorkspace {
-  Eigen::MatrixXd K, Linv, W;
+  Eigen::MatrixXd Linv, W;
   Factor factor;
-  Eigen::VectorXd factored_at;  // empty: K and factor hold no evaluation
+  Eigen::VectorXd factored_at;  // empty: the factor holds no evaluation
   void forget() { factored_at.resize(0); }
 };
 
