@@ -8,7 +8,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['CallbackSurrogate', 'GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'TrustSettings', 'adaptive_trust_radius', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'nearest_transport_distance', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance']
+__all__: list[str] = ['CallbackSurrogate', 'GPSettings', 'GaussianProcess', 'InnerResult', 'InnerSettings', 'PrfoStep', 'PriorSettings', 'RotationMethod', 'RotationResult', 'RotationSettings', 'SCGSettings', 'TrainingReport', 'TranslationSettings', 'Translator', 'TrustSettings', 'adaptive_trust_radius', 'covariance_block', 'dimer_curvature', 'estimated_rotation_angle', 'farthest_point_subset', 'features', 'finite_difference_hessian', 'prfo_step', 'relax_on_surrogate', 'rigid_motions', 'rotate_dimer', 'rotate_on_surrogate', 'transport_distance', 'within_transport_radius']
 class TrainingReport:
     @property
     def converged(self) -> bool:
@@ -379,8 +379,6 @@ def features(symbols: collections.abc.Sequence[str], fixed: collections.abc.Sequ
     ...
 def finite_difference_hessian(surface: collections.abc.Callable[[typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 1]"]], tuple], x: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], h: typing.SupportsFloat | typing.SupportsIndex) -> typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, n]"]:
     ...
-def nearest_transport_distance(gp: GaussianProcess, positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"]) -> float:
-    ...
 def prfo_step(hessian: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], gradient: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], rigid: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, n]"], previous_mode: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"]) -> PrfoStep:
     ...
 @typing.overload
@@ -400,4 +398,6 @@ def rotate_on_surrogate(gp: GaussianProcess, midpoint: typing.Annotated[numpy.ty
 def rotate_on_surrogate(gp: CallbackSurrogate, midpoint: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], tau: typing.Annotated[numpy.typing.ArrayLike, numpy.float64, "[m, 1]"], settings: RotationSettings) -> RotationResult:
     ...
 def transport_distance(xa: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], xb: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], symbols: collections.abc.Sequence[str]) -> float:
+    ...
+def within_transport_radius(gp: GaussianProcess, positions: typing.Annotated[numpy.typing.NDArray[numpy.float64], "[m, 3]", "flags.c_contiguous"], radius: typing.SupportsFloat | typing.SupportsIndex) -> bool:
     ...

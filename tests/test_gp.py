@@ -301,6 +301,17 @@ def test_transport_distance_and_fps_subset_match_reference():
     assert gp.n_observations == 14  # the model keeps all data after training on the subset
 
 
+def test_transport_radius_check_sees_every_observation():
+    """The trust region's scan ends early, yet finds an old observation as well as the newest."""
+    rng = np.random.default_rng(7)
+    X, E, F = dataset(rng, m=8, scale=0.3)
+    gp = build(X, E, F)
+    for trial in (X[0] + 0.01, X[-1] + 0.01, X[3] + 0.2 * rng.standard_normal(X[3].shape)):
+        nearest = min(ref.transport_distance(trial, x, SYMBOLS) for x in X)
+        for radius in (0.999 * nearest, 1.001 * nearest):
+            assert _core.within_transport_radius(gp.surrogate(), trial, radius) == (nearest <= radius)
+
+
 def test_duplicate_observations_factorise_with_jitter_not_nan(data):
     X, E, F = data
     gp = build(np.repeat(X[:2], 3, axis=0), np.repeat(E[:2], 3), np.repeat(F[:2], 3, axis=0),

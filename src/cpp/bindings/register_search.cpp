@@ -142,11 +142,11 @@ void register_search(py::module_& m) {
       },
       py::arg("gp"), py::arg("midpoint"), py::arg("tau"), py::arg("settings"));
   m.def(
-      "nearest_transport_distance",
-      [](GaussianProcess& gp, const PositionsRef& positions) {
-        return nearest_transport_distance(surrogate_of(gp), positions);
+      "within_transport_radius",
+      [](GaussianProcess& gp, const PositionsRef& positions, double radius) {
+        return within_transport_radius(surrogate_of(gp), positions, radius);
       },
-      py::arg("gp"), py::arg("positions"));
+      py::arg("gp"), py::arg("positions"), py::arg("radius"));
   m.def("adaptive_trust_radius", &adaptive_trust_radius, py::arg("n_observations"),
         py::arg("n_atoms"));
 

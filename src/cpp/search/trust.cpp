@@ -9,21 +9,24 @@
 
 namespace gprdimer {
 
+// Both scans run from the newest observation back: a trial lies near the latest observations
+// (the inner loop starts from one), so the scan mostly ends at the first; the inner loop checks
+// every trial, and a scan over all observations was about a third of its time.
 bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio) {
   const double limit = std::abs(std::log(ratio));
   const Eigen::ArrayXd log_trial = trial.f.array().log();
-  for (const Features& obs : model.features) {
-    const double worst = (obs.f.array().log() - log_trial).abs().maxCoeff();
+  for (auto obs = model.features.rbegin(); obs != model.features.rend(); ++obs) {
+    const double worst = (obs->f.array().log() - log_trial).abs().maxCoeff();
     if (worst <= limit) return false;
   }
   return true;
 }
 
-double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial) {
-  double best = std::numeric_limits<double>::infinity();
-  for (const Positions& obs : model.configurations)
-    best = std::min(best, transport_distance(trial, obs, model.geometry.symbols()));
-  return best;
+bool within_transport_radius(const SurrogateModel& model, const PositionsRef& trial,
+                             double radius) {
+  for (auto obs = model.configurations.rbegin(); obs != model.configurations.rend(); ++obs)
+    if (transport_distance(trial, *obs, model.geometry.symbols()) <= radius) return true;
+  return false;
 }
 
 bool outside_trust_region(const SurrogateModel& model, const PositionsRef& trial,
@@ -31,7 +34,7 @@ bool outside_trust_region(const SurrogateModel& model, const PositionsRef& trial
   if (s.ratio_window &&
       outside_ratio_window(model, model.geometry.compute(trial), s.ratio_at_limit))
     return true;
-  if (s.radius > 0.0 && nearest_transport_distance(model, trial) > s.radius) return true;
+  if (s.radius > 0.0 && !within_transport_radius(model, trial, s.radius)) return true;
   if (s.max_variance > 0.0) {
     Eigen::VectorXd g;
     double variance = 0.0;

@@ -17,7 +17,9 @@ struct TrustSettings {
 };
 
 bool outside_ratio_window(const SurrogateModel& model, const Features& trial, double ratio);
-double nearest_transport_distance(const SurrogateModel& model, const PositionsRef& trial);
+// Whether some observation lies within `radius` (transport distance) of the trial.
+bool within_transport_radius(const SurrogateModel& model, const PositionsRef& trial,
+                             double radius);
 // Whether the trial positions leave the region these settings trust.
 bool outside_trust_region(const SurrogateModel& model, const PositionsRef& trial,
                           const TrustSettings& settings);
