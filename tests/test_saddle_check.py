@@ -65,6 +65,25 @@ def search(method, atoms, mode, **keywords):
     return opt.result
 
 
+def cubic_reaction_check(quadratic, model):
+    """The check on two hydrogens (six coordinates) with E = ½ xᵀQx + cubic/2 x0² (stiff·x):
+    forward differences along the reaction mode x0, whose curvature changes along stiff
+    directions, leave its Ritz pair a residual that no probe removes."""
+    atoms = Atoms("H2He3", positions=[[0, 0, 0], [1, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]])
+    weighting = MassWeighting(atoms, fixed=[2, 3, 4])
+    cubic, stiff = 40.0, np.array([0, 0, 0, 1, 1, 1]) / np.sqrt(3)
+
+    def gradient_at(dx):
+        cubic_part = 0.5 * cubic * dx[0] ** 2 * stiff
+        cubic_part[0] += cubic * dx[0] * (stiff @ dx)
+        return quadratic @ dx + cubic_part
+
+    step = 0.01
+    tau = np.eye(6)[0]
+    return subspace_check(weighting, np.zeros(6), model, [(tau, gradient_at(step * tau))],
+                          gradient_at, step)
+
+
 @pytest.mark.parametrize("method", list(METHODS))
 def test_a_soft_first_order_saddle_is_reported_converged(method):
     mode = np.zeros((4, 3))
@@ -195,24 +214,11 @@ def test_a_soft_pair_is_refined_before_the_reaction_modes_forward_difference_res
     mode hides behind a soft pair with a smaller residual. The soft pair is refined first and
     the check finds both (refining the largest residual first ended at the first correction
     inside the span, one imaginary mode)."""
-    atoms = Atoms("H2He3", positions=[[0, 0, 0], [1, 0, 0], [4, 0, 0], [0, 4, 0], [0, 0, 4]])
-    weighting = MassWeighting(atoms, fixed=[2, 3, 4])
     turn = np.arcsin(np.sqrt(7 / 15))  # the soft pair on the model mode: 73 cm⁻¹
     rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     quadratic = np.diag([-1.0, 0.0, 0.0, 2.0, 3.0, 4.0])
     quadratic[1:3, 1:3] = rotation @ np.diag([-0.05, 0.1]) @ rotation.T
-    model = np.diag([-1.0, 0.02, 2.0, 2.0, 3.0, 4.0])
-    cubic, stiff = 40.0, np.array([0, 0, 0, 1, 1, 1]) / np.sqrt(3)  # E += cubic/2 x0² (stiff·x)
-
-    def gradient_at(dx):
-        cubic_part = 0.5 * cubic * dx[0] ** 2 * stiff
-        cubic_part[0] += cubic * dx[0] * (stiff @ dx)
-        return quadratic @ dx + cubic_part
-
-    step = 0.01
-    tau = np.eye(6)[0]
-    check = subspace_check(weighting, np.zeros(6), model, [(tau, gradient_at(step * tau))],
-                           gradient_at, step)
+    check = cubic_reaction_check(quadratic, np.diag([-1.0, 0.02, 2.0, 2.0, 3.0, 4.0]))
     assert check.n_imaginary == 2
     assert check.wavenumbers[1] == pytest.approx(to_wavenumber(-0.05 / 1.008), rel=1e-6)
 
