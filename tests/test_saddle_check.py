@@ -152,6 +152,51 @@ def test_a_mode_near_the_threshold_counts_only_if_it_stays_negative_over_a_finit
     assert check.calls == 3  # the softest mode beyond the dimer's, then x ± 0.05 Å
 
 
+def test_a_second_imaginary_mode_near_the_threshold_counts_as_measured():
+    """A 164i cm⁻¹ reaction mode along x and the narrow 61i well of the test above along y: a
+    frequency calculation counts the second mode, so the check does too, and no finite step
+    along it may turn the point into an accepted first-order saddle."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    stiff = 1.0
+
+    def gradient_at(dx):
+        x, y, z = dx
+        return np.array([-0.1 * x + 0.12 * x**3, -0.015 * y + 40.0 * y**3, stiff * z])
+
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    check = subspace_check(weighting, np.zeros(3), np.diag([-0.1, -0.015, stiff]),
+                           [(tau, gradient_at(step * tau))], gradient_at, step)
+    assert check.n_imaginary == 2
+    assert check.calls == 1  # y only: neither mode is measured again over a finite step
+
+
+def test_a_pair_whose_side_of_the_threshold_is_decided_is_not_refined():
+    """The reaction mode's pair keeps a large forward-difference residual (a cubic term along
+    stiff directions), but its interval μ ± |r| lies far below the threshold: no probe can
+    change the count there, and the check spends no call on it."""
+    check = cubic_reaction_check(np.diag([-1.0, 0.5, 1.0, 2.0, 3.0, 4.0]),
+                                 np.diag([-0.6, 0.5, 1.0, 2.0, 3.0, 4.0]))
+    assert check.n_imaginary == 1
+    assert check.calls == 1  # the always-measured softest mode beyond the dimer's, nothing more
+
+
+def test_a_stiff_pair_whose_residual_the_model_calls_stiff_takes_no_probe():
+    """The always-measured mode (0.5 eV/Å², 367 cm⁻¹) couples to a stiff one (3.0) that the
+    model leaves out: its residual, 0.6, is larger than its distance to the threshold, but a
+    probe along it would find the pair's value on span(s, r) at 0.26 or more even with half the
+    model's gap (true: 0.36), far from the threshold. No call is spent on it."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    true = np.array([[-0.5, 0.0, 0.0], [0.0, 0.5, 0.6], [0.0, 0.6, 3.0]])
+    model = np.diag([-0.5, 0.5, 3.0])
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
+                           lambda dx: true @ dx, step)
+    assert check.n_imaginary == 1
+    assert check.calls == 1
+
+
 def test_the_softest_mode_beyond_the_dimer_is_measured_even_where_the_model_calls_it_stiff():
     """A GP trained along a search path can swap modes (xTB singlets/059: the dimer on a 77i
     cm⁻¹ mode, the true 244i one at 347 cm⁻¹ in the model): the one always-measured mode
