@@ -186,10 +186,10 @@ def hessian_check(atoms, hessian, positions, fixed, calls, threshold=IMAGINARY_C
 
 def _leaves_count_open(value, residual, weighted_model, threshold_value, soft_band):
     """Whether a Ritz pair (value, residual) could have its true eigenvalue on the other side of
-    the threshold's eigenvalue: a true eigenvalue lies within |r| of the Ritz value, and outside
+    the threshold's eigenvalue: a true eigenvalue lies within |r| of the Ritz value, and above
     the soft band the model's curvature along r narrows that interval (MODEL_TRUST)."""
     size = np.linalg.norm(residual)
-    if value < threshold_value or value < soft_band:
+    if value < soft_band:
         return size > abs(value - threshold_value)
     q = residual / size
     beta = value + MODEL_TRUST * (float(q @ weighted_model @ q) - value)
