@@ -178,6 +178,9 @@ def test_batch_stride_takes_every_kth_system_by_name():
     # by name: doublets/000, 001, 002, singlets/000, 001 -> the first, third and fifth
     assert [s[0] for s in _select(systems, args)] == ["singlets/001", "doublets/000",
                                                       "doublets/002"]
+    # the help says --stride samples what --only leaves
+    args.only = "doublets/001,singlets/000,singlets/001"
+    assert [s[0] for s in _select(systems, args)] == ["singlets/001", "doublets/001"]
 
 
 def test_version_and_exit_statuses_are_documented(capsys):

@@ -114,12 +114,14 @@ def build_parser():
                        help="base seed; each system's seed derives from it and its name")
     batch.add_argument("--only", metavar="NAMES",
                        help="comma-separated system names, e.g. singlets/000,doublets/005")
-    batch.add_argument("--limit", type=int, metavar="K", help="run only the first K systems")
+    batch.add_argument("--limit", type=int, metavar="K",
+                       help="run only the first K systems of those the other selections leave")
     batch.add_argument("--smallest", type=int, metavar="K",
-                       help="run only the K systems with fewest atoms")
+                       help="run only the K systems with fewest atoms (of those --only and --stride "
+                            "leave)")
     batch.add_argument("--stride", type=int, metavar="K",
-                       help="run only every K-th system, ordered by name (a sample across "
-                            "the set: 5 gives doublets/000, doublets/005, ...)")
+                       help="run only every K-th system, ordered by name, of those --only leaves (a "
+                            "sample across the set: 5 gives doublets/000, doublets/005, ...)")
     batch.add_argument("--irc", action="store_true",
                        help="follow each converged saddle's reaction path to both minima; the "
                             "row stores their energies and whether they differ")
