@@ -13,10 +13,10 @@ true forces:
   its eigenvalues are counted. Where a Ritz pair's residual leaves it unknown on which side of
   the threshold its true eigenvalue lies (outside the soft band, with the model's curvature
   along the residual), the check measures along the residual as well (Davidson steps on true
-  forces) until every pair's side is known. Beyond the softest mode
-  the check always measures, directions the model puts well above zero are not probed. A
-  lowest mode imaginary but near the threshold must stay negative over a finite displacement
-  (`FINITE_STEP`, central differences) to count.
+  forces) until every pair's side is known. Beyond the softest mode the check always
+  measures, directions the model puts well above zero are not probed. A lowest mode imaginary
+  but near the threshold must stay negative over a finite displacement (`FINITE_STEP`, central
+  differences) to count.
 - `hessian_check` (`verify='hessian'`): the same count on a full true Hessian.
 """
 

@@ -65,6 +65,16 @@ def search(method, atoms, mode, **keywords):
     return opt.result
 
 
+def hydrogen_check(model, gradient_at):
+    """The check on one hydrogen's three coordinates (the helium atoms fixed) at the origin, the
+    dimer's image 0.01 Å along x, `gradient_at` the true gradient."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    step = 0.01
+    tau = np.array([1.0, 0.0, 0.0])
+    return subspace_check(weighting, np.zeros(3), model, [(tau, gradient_at(step * tau))],
+                          gradient_at, step)
+
+
 def cubic_reaction_check(quadratic, model):
     """The check on two hydrogens (six coordinates) with E = ½ xᵀQx + cubic/2 x0² (stiff·x):
     forward differences along the reaction mode x0, whose curvature changes along stiff
@@ -137,17 +147,13 @@ def test_a_mode_near_the_threshold_counts_only_if_it_stays_negative_over_a_finit
     """E = -0.0075 x² + b x⁴ along a hydrogen's x: 61i cm⁻¹ at the origin either way. With
     b = 10 the well is 0.02 Å wide (a floppy libration; positive curvature over 0.05 Å), with
     b = 0.03 the barrier is a real one."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     stiff = 1.0
 
     def gradient_at(dx):
         x, y, z = dx
         return np.array([-0.015 * x + 4 * quartic * x**3, stiff * y, stiff * z])
 
-    step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
-    check = subspace_check(weighting, np.zeros(3), np.diag([-0.015, stiff, stiff]),
-                           [(tau, gradient_at(step * tau))], gradient_at, step)
+    check = hydrogen_check(np.diag([-0.015, stiff, stiff]), gradient_at)
     assert check.n_imaginary == imaginary
     assert check.calls == 3  # the softest mode beyond the dimer's, then x ± 0.05 Å
 
@@ -156,17 +162,13 @@ def test_a_second_imaginary_mode_near_the_threshold_counts_as_measured():
     """A 164i cm⁻¹ reaction mode along x and the narrow 61i well of the test above along y: a
     frequency calculation counts the second mode, so the check does too, and no finite step
     along it may turn the point into an accepted first-order saddle."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     stiff = 1.0
 
     def gradient_at(dx):
         x, y, z = dx
         return np.array([-0.1 * x + 0.12 * x**3, -0.015 * y + 40.0 * y**3, stiff * z])
 
-    step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
-    check = subspace_check(weighting, np.zeros(3), np.diag([-0.1, -0.015, stiff]),
-                           [(tau, gradient_at(step * tau))], gradient_at, step)
+    check = hydrogen_check(np.diag([-0.1, -0.015, stiff]), gradient_at)
     assert check.n_imaginary == 2
     assert check.calls == 1  # y only: neither mode is measured again over a finite step
 
@@ -186,13 +188,9 @@ def test_a_stiff_pair_whose_residual_the_model_calls_stiff_takes_no_probe():
     model leaves out: its residual, 0.6, is larger than its distance to the threshold, but a
     probe along it would find the pair's value on span(s, r) at 0.26 or more even with half the
     model's gap (true: 0.36), far from the threshold. No call is spent on it."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     true = np.array([[-0.5, 0.0, 0.0], [0.0, 0.5, 0.6], [0.0, 0.6, 3.0]])
     model = np.diag([-0.5, 0.5, 3.0])
-    step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
-    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
-                           lambda dx: true @ dx, step)
+    check = hydrogen_check(model, lambda dx: true @ dx)
     assert check.n_imaginary == 1
     assert check.calls == 1
 
@@ -201,13 +199,9 @@ def test_the_softest_mode_beyond_the_dimer_is_measured_even_where_the_model_call
     """A GP trained along a search path can swap modes (xTB singlets/059: the dimer on a 77i
     cm⁻¹ mode, the true 244i one at 347 cm⁻¹ in the model): the one always-measured mode
     shows the second-order saddle."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     true = np.diag([-0.05, -0.5, 2.0])
     model = np.diag([-0.05, 1.0, 2.0])
-    step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
-    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
-                           lambda dx: true @ dx, step)
+    check = hydrogen_check(model, lambda dx: true @ dx)
     assert check.calls == 1 and check.n_imaginary == 2
     assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-0.5 / 1.008), rel=1e-6)
 
@@ -238,16 +232,12 @@ def test_a_mode_the_model_has_turned_is_followed_by_its_residual():
     """The model knows the soft direction, but the true second negative mode is turned 40° out
     of it: on the model's subspace it would look positive (one imaginary mode); the residual of
     that Ritz pair leads to the missing part, and the check finds both."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     turn = np.deg2rad(40.0)
     rotation = np.array([[1, 0, 0], [0, np.cos(turn), -np.sin(turn)],
                          [0, np.sin(turn), np.cos(turn)]])
     true = rotation @ np.diag([-0.5, -0.3, 2.0]) @ rotation.T
     model = np.diag([-0.5, 0.02, 2.0])
-    step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
-    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
-                           lambda dx: true @ dx, step)
+    check = hydrogen_check(model, lambda dx: true @ dx)
     assert check.calls == 2 and check.n_imaginary == 2
     assert check.wavenumbers[:2] == pytest.approx(to_wavenumber(np.array([-0.5, -0.3]) / 1.008),
                                                   rel=1e-6)

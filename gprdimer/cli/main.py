@@ -117,11 +117,11 @@ def build_parser():
     batch.add_argument("--limit", type=int, metavar="K",
                        help="run only the first K systems of those the other selections leave")
     batch.add_argument("--smallest", type=int, metavar="K",
-                       help="run only the K systems with fewest atoms (of those --only and --stride "
-                            "leave)")
+                       help="run only the K systems with fewest atoms, of those --only and "
+                            "--stride leave")
     batch.add_argument("--stride", type=int, metavar="K",
-                       help="run only every K-th system, ordered by name, of those --only leaves (a "
-                            "sample across the set: 5 gives doublets/000, doublets/005, ...)")
+                       help="run only every K-th system, ordered by name, of those --only leaves "
+                            "(a sample across the set: 5 gives doublets/000, doublets/005, ...)")
     batch.add_argument("--irc", action="store_true",
                        help="follow each converged saddle's reaction path to both minima; the "
                             "row stores their energies and whether they differ")
