@@ -3,9 +3,9 @@
 For a rerun of the same tasks with one setting changed (a copy of the database with that
 method's rows deleted, then `gprdimer batch` again), or of the same settings on changed code, it
 prints, over the systems both databases hold, the verified successes, median calls and GP seconds
-of each, the stops of the failures, every system whose outcome changed, and how many searches are
-identical (the same calls and stop, saddle energies within 1e-6 eV): a change that must not alter
-behaviour shows all of them identical.
+of each, the stops of the failures, the paired cost over the systems both verified, every system
+whose outcome changed, and how many searches are identical (the same calls and stop, saddle
+energies within 1e-6 eV): a change that must not alter behaviour shows all of them identical.
 
     python benchmarks/compare_runs.py before.db after.db [--method gprd]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 from collections import Counter
 
 from gprdimer.batch.store import read_rows
@@ -39,6 +40,21 @@ def summary(rows):
     return f"{costs}, failures {dict(sorted(reasons.items()))}"
 
 
+def paired(a, b, systems):
+    """Over the systems both runs verified: the cost of each run and the change system by system."""
+    both = [s for s in systems if is_verified_success(a[s]) and is_verified_success(b[s])]
+    if not both:
+        return "no system verified in both"
+    calls = {run: [r[s]["calls"] for s in both] for run, r in (("before", a), ("after", b))}
+    wall = statistics.median(b[s]["wall_time"] / a[s]["wall_time"] for s in both)
+    moves = [sum(op(b[s]["calls"], a[s]["calls"]) for s in both)
+             for op in (int.__lt__, int.__eq__, int.__gt__)]
+    return (f"{len(both)} verified in both: median calls {statistics.median(calls['before']):g} -> "
+            f"{statistics.median(calls['after']):g}, mean {statistics.mean(calls['before']):.1f} -> "
+            f"{statistics.mean(calls['after']):.1f} (fewer / same / more: "
+            f"{' / '.join(map(str, moves))}), wall time a search a paired median {wall:.3g}x")
+
+
 def identical(a, b):
     """The same search: calls, convergence and saddle energy (1e-6 eV; NaN equals NaN)."""
     ea, eb = a["saddle_energy"], b["saddle_energy"]
@@ -57,6 +73,7 @@ def main(argv=None):
     print(f"{args.method}: {len(common)} systems in both")
     print(f"  before: {summary([a[s] for s in common])}")
     print(f"  after:  {summary([b[s] for s in common])}")
+    print(f"  {paired(a, b, common)}")
     for s in common:
         if is_verified_success(a[s]) != is_verified_success(b[s]):
             print(f"  {s}: {a[s]['stop_reason'][:45]} ({a[s]['calls']} calls) -> "
