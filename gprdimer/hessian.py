@@ -36,6 +36,7 @@ def true_hessian(atoms, fixed=None, evaluate=None, step=FD_STEP):
         else:
             return hessian[np.ix_(moving, moving)], 1
     counted = [0]
+    reference = atoms.positions.copy()
     if evaluate is None:
         def evaluate(positions):
             probe = atoms.copy()
@@ -43,7 +44,12 @@ def true_hessian(atoms, fixed=None, evaluate=None, step=FD_STEP):
             probe.positions = positions
             counted[0] += 1
             return probe.get_potential_energy(), probe.get_forces()
-    reference = atoms.positions.copy()
+
+        # The point itself first: a calculator that starts each SCF from its last wavefunction
+        # (tblite) then starts every displaced one 0.005 Å from a converged solution, on the
+        # state the point has; from its own initial guess an SCF at a displaced point can fail
+        # to converge where it does from the point's solution.
+        evaluate(reference)
 
     def surface(x):
         positions = reference.copy()

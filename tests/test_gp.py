@@ -245,6 +245,42 @@ def test_a_training_depends_on_its_data_and_warm_start_only():
         assert again.objective == first.objective
 
 
+def test_a_training_keeps_its_hyperparameters_exactly_where_the_full_fit_stays_near():
+    """From the current hyperparameters a training may stop after its first step's curvature
+    probe, when that step is too short to leave retrain_tolerance (scg.h). Its verdict must be
+    the full fit's: kept exactly where the fit run to its end (every result adopted) from the
+    same start ends within the tolerance."""
+    tol = 0.2
+    rng = np.random.default_rng(3)
+    verdicts = []
+    for _ in range(8):
+        X, E, F = dataset(rng, m=6)
+        fit = build(X, E, F, training_tolerance=0.1)
+        fit.train()
+        fitted = fit.log_hyperparameters
+        for shift in (0.0, 0.02, 0.3, 1.0):
+            w0 = fitted + shift * rng.standard_normal(fitted.shape)
+            keeper = build(X, E, F, retrain_tolerance=tol, training_tolerance=0.1)
+            full = build(X, E, F, retrain_tolerance=0.0, training_tolerance=0.1)
+            for gp in (keeper, full):
+                gp.log_hyperparameters = w0
+                gp.sigma_c2 = ref.sigma_c2_from_energies(E)
+                gp.predict(X[0])  # the model is built: a training may keep it
+            kept, adopted = keeper.train(), full.train()
+            assert kept.reinitialised == adopted.reinitialised
+            if kept.reinitialised:  # the data-driven start: nothing to keep
+                continue
+            near = np.max(np.abs(full.log_hyperparameters - w0)) < tol
+            assert kept.kept == near
+            if kept.kept:
+                assert np.array_equal(keeper.log_hyperparameters, w0)
+            else:
+                assert np.array_equal(keeper.log_hyperparameters, full.log_hyperparameters)
+            verdicts.append((kept.kept, kept.evaluations < adopted.evaluations))
+    # both verdicts occur, and some kept trainings stopped early
+    assert (False, False) in verdicts and (True, True) in verdicts
+
+
 def test_appending_extends_the_factor_exactly(data):
     X, E, F = data
     gp = build(X[:4], E[:4], F[:4])

@@ -5,11 +5,13 @@ import ase.db
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.optimize import BFGS
 
 from gprdimer import GPRDimer
 from gprdimer.batch import Store, failed_row, make_task, read_rows
 from gprdimer.cli import main
+from gprdimer.hessian import true_hessian
 from gprdimer.search import StopReason
 from gprdimer.report_tables import summary_table
 
@@ -50,7 +52,7 @@ def test_verify_writes_the_hessian_into_converged_rows_and_resumes(db, capsys):
     rows = {r["system"]: r for r in read_rows(db)}
     assert rows["hcn"]["verified_imaginary"] == 1 and rows["hcn"]["verified_lowest_cm"] < -1000
     assert rows["water"]["verified_imaginary"] == 0 and rows["water"]["verified_lowest_cm"] > 1000
-    assert rows["hcn"]["verify_calls"] == 18  # central differences: 6N calls
+    assert rows["hcn"]["verify_calls"] == 19  # the point, then central differences: 6N calls
     assert "verified_imaginary" not in rows["failed"]
     with ase.db.connect(str(db)) as handle:
         frequencies = handle.get(system="hcn").data["verified_frequencies"]
@@ -66,3 +68,30 @@ def test_verify_writes_the_hessian_into_converged_rows_and_resumes(db, capsys):
 def test_verify_refuses_a_missing_database(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "none.db")]) == 2
     assert "no such results database" in capsys.readouterr().err
+
+
+def test_finite_differences_start_from_the_point_verified():
+    """A calculator that starts each SCF from its last solution and fails from its own guess
+    away from the point verified, as xTB did at the first displaced point of singlets/016: the
+    point itself goes first, so that every displaced SCF starts from a converged neighbour."""
+    center = np.array([[0.0, 0.0, 0.0], [0.96, 0.0, 0.0], [-0.24, 0.93, 0.0]])
+    stiffness = np.arange(1.0, 10.0)
+
+    class FromLastSolution(Calculator):
+        implemented_properties = ["energy", "forces"]
+        solution = None
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            shift = (self.atoms.positions - center).ravel()
+            if self.solution is None and np.any(shift):
+                raise CalculationFailed("SCF not converged in 250 cycles")
+            self.solution = shift
+            self.results = {"energy": 0.5 * float(stiffness @ shift**2),
+                            "forces": -(stiffness * shift).reshape(-1, 3)}
+
+    atoms = Atoms("OH2", positions=center)
+    atoms.calc = FromLastSolution()
+    hessian, calls = true_hessian(atoms)
+    assert calls == 1 + 6 * len(atoms)
+    assert hessian == pytest.approx(np.diag(stiffness), abs=1e-8)

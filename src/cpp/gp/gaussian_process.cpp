@@ -153,7 +153,14 @@ TrainingReport GaussianProcess::train() {
   // With the barrier on, a data-driven start above it would fail at once: start just inside.
   if (settings_.prior.variance_barrier) start[0] = std::min(start[0], std::log(2.0) - 0.1);
   report.reinitialised = have_hyperparameters_ && !warm;
-  const SCGResult res = scaled_conjugate_gradient(f, start, settings_.scg);
+  // Whether a result within retrain_tolerance of the current hyperparameters keeps them; started
+  // from them, SCG may then stop as soon as it knows that it will end there.
+  const bool may_keep = have_hyperparameters_ && model_ready_ &&
+                        settings_.retrain_tolerance > 0.0 &&
+                        std::abs(std::log(sigma_c2_ / previous_c2)) < settings_.retrain_tolerance;
+  const bool from_current = warm && start == log_w_;
+  const SCGResult res = scaled_conjugate_gradient(
+      f, start, settings_.scg, may_keep && from_current ? settings_.retrain_tolerance : 0.0);
   report.iterations = res.iterations;
   report.evaluations = res.evaluations;
   report.converged = res.converged;
@@ -165,9 +172,7 @@ TrainingReport GaussianProcess::train() {
     return report;
   }
   const bool small_move =
-      have_hyperparameters_ && model_ready_ && settings_.retrain_tolerance > 0.0 &&
-      (res.x - log_w_).cwiseAbs().maxCoeff() < settings_.retrain_tolerance &&
-      std::abs(std::log(sigma_c2_ / previous_c2)) < settings_.retrain_tolerance;
+      may_keep && (res.x - log_w_).cwiseAbs().maxCoeff() < settings_.retrain_tolerance;
   if (small_move) {
     sigma_c2_ = previous_c2;
     report.kept = true;

@@ -5,7 +5,9 @@
 
 namespace gprdimer {
 
-SCGResult scaled_conjugate_gradient(const Objective& f, Eigen::VectorXd x, const SCGSettings& s) {
+SCGResult scaled_conjugate_gradient(const Objective& f, Eigen::VectorXd x, const SCGSettings& s,
+                                    double settle) {
+  settle = std::min(settle, s.tol_sol);
   SCGResult res;
   const Eigen::Index n = x.size();
   Eigen::VectorXd grad_new(n), grad_old(n), grad_plus(n), grad_trial(n);
@@ -50,6 +52,10 @@ SCGResult scaled_conjugate_gradient(const Objective& f, Eigen::VectorXd x, const
       lambda -= theta / kappa;
     }
     const double alpha = -mu / delta;
+    if (j == 1 && settle > 0.0 && (alpha * d).cwiseAbs().maxCoeff() < settle) {
+      res.settled = res.converged = true;
+      break;
+    }
     const Eigen::VectorXd x_trial = x + alpha * d;
     const double f_trial = f(x_trial, grad_trial);
     ++res.evaluations;
