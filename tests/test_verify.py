@@ -19,11 +19,11 @@ pytest.importorskip("tblite.ase", reason="tblite not installed (extra gprdimer[x
 from gprdimer.calculators.xtb import XTBCalculator  # noqa: E402
 
 
-def row_at(name, atoms, converged, reason):
+def row_at(name, atoms, converged, reason, energy):
     task = make_task(name, atoms, method="gprd", calc="xtb")
     row = failed_row(task, StopReason(reason))
     row.update(converged=converged, calls=10, wall_time=1.0, gp_time=0.1,
-               saddle_energy=-1.0, positions=atoms.positions.tolist())
+               saddle_energy=energy, positions=atoms.positions.tolist())
     return row
 
 
@@ -40,9 +40,10 @@ def db(tmp_path):
     water.calc = XTBCalculator(method="GFN2-xTB", verbosity=0)
     BFGS(water, logfile=None).run(fmax=1e-4)
     store = Store(tmp_path / "results.db")
-    store.write(row_at("hcn", saddle, True, "converged"))
-    store.write(row_at("water", Atoms("OH2", positions=water.positions), True, "converged"))
-    store.write(row_at("failed", saddle, False, "max iterations"))
+    store.write(row_at("hcn", saddle, True, "converged", opt.result.energy))
+    store.write(row_at("water", Atoms("OH2", positions=water.positions), True, "converged",
+                       water.get_potential_energy()))
+    store.write(row_at("failed", saddle, False, "max iterations", opt.result.energy))
     return tmp_path / "results.db"
 
 
@@ -95,3 +96,58 @@ def test_finite_differences_start_from_the_point_verified():
     hessian, calls = true_hessian(atoms)
     assert calls == 1 + 6 * len(atoms)
     assert hessian == pytest.approx(np.diag(stiffness), abs=1e-8)
+
+
+class TwoStates(Calculator):
+    """Two electronic states of three atoms: A, a minimum at `SADDLE`, lies 0.5 eV below B
+    there, and B, a first-order saddle at `SADDLE`, lies below A at `GUESS`. Like an SCF, a new
+    calculator takes the lower state at its first point and then follows the one it has."""
+
+    implemented_properties = ["energy", "forces"]
+    SADDLE = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    GUESS = SADDLE + 0.3
+    A = np.full(9, 2.0)
+    B = np.array([-1.0] + [0.1] * 8)
+
+    state = None
+
+    @classmethod
+    def energy_forces(cls, state, positions):
+        shift = (positions - cls.SADDLE).ravel()
+        k, offset = (cls.A, -1.0) if state == "A" else (cls.B, -0.5)
+        return offset + 0.5 * float(k @ shift**2), -(k * shift).reshape(-1, 3)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x = self.atoms.positions
+        if self.state is None:
+            self.state = min("AB", key=lambda s: self.energy_forces(s, x)[0])
+        energy, forces = self.energy_forces(self.state, x)
+        self.results = {"energy": energy, "forces": forces}
+
+
+def test_the_verifier_checks_the_state_the_search_walked(monkeypatch):
+    """A row on state B at its saddle: a fresh calculator there takes A (a minimum, 0.5 eV lower),
+    so the verifier follows the state from the row's guess, as the search's calculator did."""
+    import gprdimer.verify as verify
+
+    assert TwoStates.energy_forces("B", TwoStates.GUESS)[0] < TwoStates.energy_forces("A", TwoStates.GUESS)[0]
+    monkeypatch.setattr(verify, "make_calculator", lambda *args, **kwargs: TwoStates())
+    row = {"calc": "two-states", "saddle_energy": -0.5, "system": "two-states"}
+    task = verify.verification_task(1, row, TwoStates.SADDLE, [1, 1, 1],
+                                    start=TwoStates.GUESS)
+    pairs = verify.verify_task(task)["pairs"]
+    assert pairs["verified_imaginary"] == 1
+    assert pairs["verify_lower_state"] == pytest.approx(-0.5)
+    steps = int(np.ceil(np.linalg.norm(0.3 * np.ones(3)) / verify.FOLLOW_STEP))
+    assert pairs["verify_calls"] == 1 + steps + 1 + 6 * 3  # fresh, path, then the point and 6N
+    # a row on the fresh calculator's state is verified there, at no extra call
+    row_a = dict(row, saddle_energy=-1.0)
+    task = verify.verification_task(1, row_a, TwoStates.SADDLE, [1, 1, 1], start=TwoStates.GUESS)
+    pairs = verify.verify_task(task)["pairs"]
+    assert pairs["verified_imaginary"] == 0 and pairs["verify_lower_state"] == 0.0
+    assert pairs["verify_calls"] == 1 + 6 * 3
+    # a state that neither start reaches is no verification
+    task = verify.verification_task(1, dict(row, saddle_energy=-0.2), TwoStates.SADDLE,
+                                    [1, 1, 1], start=TwoStates.GUESS)
+    assert "not found" in verify.verify_task(task)["pairs"]["verify_error"]

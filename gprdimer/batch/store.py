@@ -69,12 +69,13 @@ class Store:
         return True
 
     def to_verify(self, methods=None):
-        """(id, key-value pairs, positions, numbers) of every converged row not yet verified,
-        of the given methods (all when None)."""
+        """(id, key-value pairs, positions, numbers, guess or None) of every converged row not
+        yet verified, of the given methods (all when None)."""
         from ..verify import VERIFIED
 
         try:
-            return [(row.id, dict(row.key_value_pairs), row.positions, row.numbers)
+            return [(row.id, dict(row.key_value_pairs), row.positions, row.numbers,
+                     row.data.get("initial_positions"))
                     for row in self._db.select(converged=True)
                     if VERIFIED not in row and "verify_error" not in row
                     and (methods is None or row.get("method") in methods)]

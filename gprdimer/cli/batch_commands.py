@@ -163,8 +163,8 @@ def verify(args):
     methods = None if args.methods is None else set(split_list(args.methods, "--methods"))
     store = Store(args.db)
     threads = args.threads_per_worker or 1
-    todo = [verification_task(row_id, row, positions, numbers, threads, args.threshold)
-            for row_id, row, positions, numbers in store.to_verify(methods)]
+    todo = [verification_task(row_id, row, positions, numbers, threads, args.threshold, start)
+            for row_id, row, positions, numbers, start in store.to_verify(methods)]
     for calc in {task["calc"] for task in todo}:  # an unknown name fails here, before any work
         make_calculator(calc)
     print(f"gprdimer verify: {len(todo)} converged rows of {args.db} to verify", flush=True)
