@@ -53,7 +53,7 @@ SCGResult scaled_conjugate_gradient(const Objective& f, Eigen::VectorXd x, const
     }
     const double alpha = -mu / delta;
     if (j == 1 && settle > 0.0 && (alpha * d).cwiseAbs().maxCoeff() < settle) {
-      res.settled = res.converged = true;
+      res.converged = true;
       break;
     }
     const Eigen::VectorXd x_trial = x + alpha * d;

@@ -23,14 +23,13 @@ struct SCGResult {
   int evaluations = 0;
   bool converged = false;
   bool failed = false;  // lambda ran past its limit or the start was not finite
-  bool settled = false;  // stopped at the start: SCG would have ended within `settle` of it
 };
 
 // f(x, grad) returns the objective and writes its gradient.
 using Objective = std::function<double(const Eigen::VectorXd&, Eigen::VectorXd&)>;
 
 // settle > 0: where the first step moves no coordinate by min(settle, tol_sol) or more, returns
-// the start (settled) without evaluating that step. The run would have ended within that
+// the start, converged, without evaluating that step. The run would have ended within that
 // distance of the start: a failed trial only shortens the next step (it raises lambda and keeps
 // the direction and its curvature), and the first successful one, shorter than tol_sol, ends
 // it. A caller that only asks whether training moves away from its warm start saves the last
