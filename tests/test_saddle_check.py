@@ -198,12 +198,42 @@ def test_a_stiff_pair_whose_residual_the_model_calls_stiff_takes_no_probe():
 def test_the_softest_mode_beyond_the_dimer_is_measured_even_where_the_model_calls_it_stiff():
     """A GP trained along a search path can swap modes (xTB singlets/059: the dimer on a 77i
     cm⁻¹ mode, the true 244i one at 347 cm⁻¹ in the model): the one always-measured mode
-    shows the second-order saddle."""
+    shows the second-order saddle (and, the model being that wrong, the next mode is measured
+    too)."""
     true = np.diag([-0.05, -0.5, 2.0])
     model = np.diag([-0.05, 1.0, 2.0])
     check = hydrogen_check(model, lambda dx: true @ dx)
-    assert check.calls == 1 and check.n_imaginary == 2
+    assert check.calls == 2 and check.n_imaginary == 2
     assert check.wavenumbers[0] == pytest.approx(to_wavenumber(-0.5 / 1.008), rel=1e-6)
+
+
+def test_a_probe_that_contradicts_the_model_lets_the_next_stiff_mode_be_probed():
+    """The model calls both modes beyond the dimer's stiff (1.0 and 1.5 eV/Å²); the first probe
+    finds 0.2 (the model off by about 290 cm⁻¹ along that very direction), so the model's word
+    on the stiffer one is not taken either, and its probe finds the second negative mode
+    (xTB doublets/167). A model confirmed by its probe is believed: one call."""
+    model = np.diag([-0.5, 1.0, 1.5])
+    wrong = hydrogen_check(model, lambda dx: np.diag([-0.5, 0.2, -0.3]) @ dx)
+    assert wrong.calls == 2 and wrong.n_imaginary == 2
+    assert wrong.wavenumbers[:2] == pytest.approx(to_wavenumber(np.array([-0.5, -0.3]) / 1.008),
+                                                  rel=1e-6)
+    confirmed = hydrogen_check(model, lambda dx: np.diag([-0.5, 0.9, -0.3]) @ dx)
+    assert confirmed.calls == 1 and confirmed.n_imaginary == 1
+
+
+def test_the_reaction_modes_remainder_does_not_spend_the_probe_beyond_it():
+    """The dimer sits 40° off the model's lowest mode: the probe of that mode's remainder
+    measures the reaction mode, and the softest mode beyond it (the model's 1.0 eV/Å²,
+    truly -0.3) is still measured. Had the remainder's probe counted as the one always spent,
+    the check would have stopped with one imaginary mode."""
+    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
+    true = np.diag([-0.5, 0.5, -0.3])
+    model = np.diag([-0.5, 0.6, 1.0])
+    step = 0.01
+    tau = np.array([np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.0])
+    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
+                           lambda dx: true @ dx, step)
+    assert check.calls == 2 and check.n_imaginary == 2
 
 
 def test_the_check_measures_the_modes_the_model_cannot_rule_out():
