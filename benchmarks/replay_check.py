@@ -11,10 +11,13 @@ there, the dimer's image, the true-force oracle), and prints, where the rerun co
 - the check run again on the same point with the true Hessian as its model: whether the
   probes find the modes when the model is right.
 
-    OMP_NUM_THREADS=1 python benchmarks/replay_check.py data/results/xtb500_modeltrust.db \
+    OMP_NUM_THREADS=1 python benchmarks/replay_check.py data/results/xtb500_stiffprobe.db \
         doublets/164,doublets/167,doublets/177
 
-A search reproduces bit for bit only on a machine of the row's instruction set (its `cpu` key).
+A search reproduces bit for bit only on a machine of the row's own type: the core is built with
+-march=native, and two machines with the same `cpu` key took different paths on xTB
+singlets/000 (111 and 59 calls; the second has AVX512-FP16, the first's extensions were not
+recorded).
 """
 
 from __future__ import annotations

@@ -66,7 +66,10 @@ def summary_table(rows):
         table.append({
             "calc": calc, "method": method, "systems": len(group), "reported": len(reported),
             "verified": len(ok), "rejected": len(reported) - len(ok) - len(unverified),
-            "unverified": len(unverified), "success_rate": len(ok) / len(group),
+            "unverified": len(unverified),
+            # A saddle of an SCF solution that is not the lowest at its geometry (UHF doublets).
+            "upper_state": sum(r.get("verify_lower_state", 0.0) < 0.0 for r in ok),
+            "success_rate": len(ok) / len(group),
             **_stats("calls", calls),
             **_stats("check_calls", [r.get("check_calls", 0) for r in ok]),
             **_stats("wall_s", wall), **_stats("gp_s", gp),

@@ -95,6 +95,11 @@ def test_rows_the_verifier_rejected_or_has_not_seen_are_no_successes():
     assert summary["reported"] == 2 and summary["verified"] == 0
     assert summary["rejected"] == 1 and summary["unverified"] == 1
     assert summary["success_rate"] == 0
+    # a success verified on its own SCF state, with a lower solution at its geometry
+    gprd[1]["verified_imaginary"], gprd[1]["verify_lower_state"] = 1, -0.1
+    assert {r["method"]: r for r in summary_table(table)}["gprd"]["upper_state"] == 1
+    gprd[1]["verify_lower_state"] = 0.0
+    assert {r["method"]: r for r in summary_table(table)}["gprd"]["upper_state"] == 0
     sella = [r for r in table if r["method"] == "sella" and r["converged"]]
     sella[0]["verify_error"] = "SCFConvergenceError: no SCF"  # a Hessian that failed: rejected
     del sella[0]["verified_imaginary"]
