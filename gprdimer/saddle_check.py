@@ -42,9 +42,9 @@ PROBE_BELOW = 2.0
 # the reaction mode, not the rest.
 # A probe along which the model's curvature lies above the soft band (PROBE_BELOW x threshold,
 # in cm⁻¹) and the true one further than that band from it shows the model wrong on the stiff
-# side: the next model mode is probed too, however stiff the model calls it (xTB doublets/167: a true
-# 77i cm⁻¹ second mode spread over model modes the model put at 278 and 382 cm⁻¹, true 168 and
-# 241).
+# side: the next model mode is probed too, however stiff the model calls it (xTB doublets/167:
+# a true 77i cm⁻¹ second mode spread over model modes the model put at 278 and 382 cm⁻¹, true
+# 168 and 241).
 ALWAYS_PROBE = 1
 # At most this many true calls per check.
 MAX_PROBES = 6

@@ -65,12 +65,13 @@ def search(method, atoms, mode, **keywords):
     return opt.result
 
 
-def hydrogen_check(model, gradient_at):
+def hydrogen_check(model, gradient_at, tau=(1.0, 0.0, 0.0)):
     """The check on one hydrogen's three coordinates (the helium atoms fixed) at the origin, the
-    dimer's image 0.01 Å along x, `gradient_at` the true gradient."""
+    dimer's image 0.01 Å along the unit vector `tau` (x unless given), `gradient_at` the true
+    gradient."""
     weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     step = 0.01
-    tau = np.array([1.0, 0.0, 0.0])
+    tau = np.asarray(tau, dtype=float)
     return subspace_check(weighting, np.zeros(3), model, [(tau, gradient_at(step * tau))],
                           gradient_at, step)
 
@@ -226,13 +227,9 @@ def test_the_reaction_modes_remainder_does_not_spend_the_probe_beyond_it():
     measures the reaction mode, and the softest mode beyond it (the model's 1.0 eV/Å²,
     truly -0.3) is still measured. Had the remainder's probe counted as the one always spent,
     the check would have stopped with one imaginary mode."""
-    weighting = MassWeighting(one_atom("soft", [0, 0, 0]), fixed=[1, 2, 3])
     true = np.diag([-0.5, 0.5, -0.3])
-    model = np.diag([-0.5, 0.6, 1.0])
-    step = 0.01
-    tau = np.array([np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.0])
-    check = subspace_check(weighting, np.zeros(3), model, [(tau, true @ (step * tau))],
-                           lambda dx: true @ dx, step)
+    tau = (np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40)), 0.0)
+    check = hydrogen_check(np.diag([-0.5, 0.6, 1.0]), lambda dx: true @ dx, tau)
     assert check.calls == 2 and check.n_imaginary == 2
 
 
