@@ -15,7 +15,7 @@ from ase.optimize import BFGS
 
 from gprdimer import Dimer, GPRDimer
 from gprdimer.hessian import true_hessian
-from gprdimer.saddle_check import subspace_check
+from gprdimer.saddle_check import MAX_PROBES, subspace_check
 from gprdimer.vibrations import IMAGINARY_CM, MassWeighting, harmonic_analysis, to_wavenumber
 
 FMAX = 0.01
@@ -283,6 +283,27 @@ def test_a_soft_pair_is_refined_before_the_reaction_modes_forward_difference_res
     check = cubic_reaction_check(quadratic, np.diag([-1.0, 0.02, 2.0, 2.0, 3.0, 4.0]))
     assert check.n_imaginary == 2
     assert check.wavenumbers[1] == pytest.approx(to_wavenumber(-0.05 / 1.008), rel=1e-6)
+
+
+def test_residuals_that_no_probe_removes_stop_the_check_at_its_bound():
+    """Eight free hydrogens whose true gradients carry noise (a floppy molecule's soft pairs under
+    forward differences): every soft pair keeps a residual spanning the threshold, and the
+    check stops after MAX_PROBES calls instead of probing on."""
+    rng = np.random.default_rng(7)
+    atoms = Atoms("H8", positions=rng.normal(scale=1.5, size=(8, 3)))
+    weighting = MassWeighting(atoms, fixed=[])
+    curvatures = np.full(24, 0.002)
+    curvatures[0] = -1.0
+    true = np.diag(curvatures)
+
+    def gradient_at(dx):
+        return true @ dx + rng.normal(scale=1e-4, size=24)
+
+    step = 0.01
+    tau = weighting.to_cartesian(np.eye(weighting.internal.shape[1])[:, :1])[0][:, 0]
+    check = subspace_check(weighting, np.zeros(24), true, [(tau, gradient_at(step * tau))],
+                           gradient_at, step)
+    assert MAX_PROBES <= check.calls <= MAX_PROBES + 2  # two more where a mode is measured again
 
 
 def test_ritz_values_of_a_full_subspace_are_the_harmonic_frequencies():
