@@ -10,23 +10,11 @@ import numpy as np
 import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
+from gprdimer.constraints import fixed_mask as _fixed_mask
+
 # Phi^-1(0.75): the GPstuff quartile convention for the initial hyperparameters.
 QUARTILE = 0.6744897501960817
 LOG_2PI = np.log(2.0 * np.pi)
-
-
-def _fixed_mask(n_atoms, fixed):
-    """Boolean mask of fixed atoms from None, a boolean mask, or a list of atom indices."""
-    mask = np.zeros(n_atoms, dtype=bool)
-    if fixed is None:
-        return mask
-    fixed = np.asarray(fixed)
-    if fixed.dtype == bool:
-        if fixed.shape != (n_atoms,):
-            raise ValueError(f"fixed mask has {fixed.size} entries for {n_atoms} atoms")
-        return fixed.copy()
-    mask[fixed.astype(int)] = True
-    return mask
 
 
 def _periodicity(cell, pbc):
