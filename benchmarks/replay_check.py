@@ -11,7 +11,7 @@ there, the dimer's image, the true-force oracle), and prints, where the rerun co
 - the check run again on the same point with the true Hessian as its model: whether the
   probes find the modes when the model is right.
 
-    OMP_NUM_THREADS=1 python benchmarks/replay_check.py data/results/xtb500_maxprobes10.db \
+    OMP_NUM_THREADS=1 python benchmarks/replay_check.py data/results/xtb500_backoff.db \
         doublets/164,doublets/167,doublets/177
 
 A search reproduces bit for bit only on a machine of the row's own type: the core is built with

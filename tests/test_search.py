@@ -317,7 +317,9 @@ def test_training_tolerance_reaches_the_hyperparameter_fit():
 
 
 @pytest.mark.parametrize("skip", [0, 1, 2])
-def test_an_outer_iteration_skips_training_only_after_a_kept_training(skip):
+def test_training_pauses_grow_while_the_hyperparameters_hold_still(skip):
+    """After the k-th training in a row that kept the hyperparameters, k * skip outer iterations
+    run without training; one that moves them ends the pauses."""
     atoms, calc, mode = morse_cluster()
     atoms.calc = calc()
     opt = GPRDimer(atoms, mode=mode, logfile=None, skip_after_kept=skip, **HEAVY)
@@ -336,12 +338,18 @@ def test_an_outer_iteration_skips_training_only_after_a_kept_training(skip):
     assert opt.result.converged and opt.result.starts == 1
     trained = [kept.get(i) for i in range(opt.result.outer_iterations)]  # None: no training
     assert trained[0] is not None
-    for i, k in enumerate(trained):
-        if k is None:  # within `skip` iterations of a training that kept them
-            last = max(j for j in range(i) if trained[j] is not None)
-            assert trained[last] and i - last <= skip
-        elif i > 0 and trained[i - 1]:  # trained right after a kept training: skip spent
-            assert skip == 0 or trained[i - 1 - skip:i].count(None) == skip
+    in_a_row, pause, gaps = 0, 0, []
+    for k in trained:
+        if k is None:
+            pause += 1
+            continue
+        gaps.append((pause, skip * in_a_row))
+        in_a_row = in_a_row + 1 if k else 0
+        pause = 0
+    assert all(gap == due for gap, due in gaps[1:])
+    assert pause <= skip * in_a_row  # the search may end within a pause
+    if skip:
+        assert any(due == 2 * skip for _, due in gaps)  # a second kept training in a row
     assert any(trained[:-1])  # the hyperparameters held still at least once
     assert (None in trained) == (skip > 0)
 

@@ -45,6 +45,7 @@ class GPRDimer(SaddleSearch):
         super().__init__(atoms, restart, logfile, trajectory, mode, settings)
         self.plan = plan_starts(settings, mode)
         self._untrained = 0  # outer iterations left to run on the kept hyperparameters
+        self._kept_in_a_row = 0  # trainings in a row that kept the hyperparameters
         self.model = self._new_model()
         self._initial_rotation = settings.initial_rotation_to_core()
 
@@ -135,6 +136,7 @@ class GPRDimer(SaddleSearch):
         self._last_point = (np.array(x_start), np.array(tau))
         self._latest_converged = None
         self._untrained = 0
+        self._kept_in_a_row = 0
         self._last_g = g0
         self._record(x_start, e0, f0, curvature, c.full(tau))
         self._conclude(x0, g0, tau, x_start, e0, f0, self._initial[2], (image, e1, f1))
@@ -158,11 +160,15 @@ class GPRDimer(SaddleSearch):
 
     def _translate(self):
         # Once the hyperparameters hold still, a training mostly confirms them (37 of 42 kept on
-        # xTB singlets/000), yet it is most of an outer iteration's GP time.
+        # xTB singlets/000), yet it is most of an outer iteration's GP time: the longer they
+        # have held, the longer the pause before the next confirmation.
         if self._untrained > 0:
             self._untrained -= 1
+        elif self.model.train().kept:
+            self._kept_in_a_row += 1
+            self._untrained = self._kept_in_a_row * self.settings.inner.skip_after_kept
         else:
-            self._untrained = self.settings.inner.skip_after_kept if self.model.train().kept else 0
+            self._kept_in_a_row = 0
         s, c = self.inner, self.coords
         start_x, start_tau, start_fmax = self._latest_converged or self._initial
         # The paper scales the GP tolerance by the last true point alone. After a step that went

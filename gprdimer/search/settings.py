@@ -185,8 +185,10 @@ class InnerSettings:
                                        "settles in minima",
                                        "False", history=True)
     skip_after_kept: int = setting(2, "outer iterations without training after a training that "
-                                   "kept the hyperparameters",
-                                   "xTB: 0.63x the wall time a search, 2 more median calls",
+                                   "kept the hyperparameters, k times as many after the k-th "
+                                   "such training in a row",
+                                   "xTB: 0.63x the wall time a search, 2 more median calls; "
+                                   "growing pauses 0.85x the GP time",
                                    "—", history=True)
     second_order: bool | str = setting("fresh", "P-RFO steps on the GP Hessian instead of the "
                                        "dimer: True, False, or 'fresh' (the fresh starts)",
