@@ -339,6 +339,12 @@ def test_internal_basis_excludes_exactly_the_rigid_motions():
     # a linear molecule has one rotation fewer, also when it is straight only to rounding
     co2 = Atoms("OCO", positions=[[-1.16, 0, 0], [0, 0, 0], [1.16, 1e-8, 0]])
     assert MassWeighting(co2).internal.shape == (9, 4)
+    # and when a converged search left it bent by 2e-4 rad (an O-H-H saddle of xTB water): both
+    # bends stay internal, or a second-order saddle would pass for a first-order one
+    ohh = Atoms("OHH", positions=[[0, 0, 0], [0.9999, 2e-4, 0], [1.8949, 0, 0]])
+    assert MassWeighting(ohh).internal.shape == (9, 4)
+    bent = Atoms("OHH", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    assert MassWeighting(bent).internal.shape == (9, 3)
     # an atom held: nothing is rigid; a periodic cell: translations only
     assert MassWeighting(atoms, fixed=[0]).internal.shape == (15, 15)
     atoms.pbc, atoms.cell = True, np.eye(3) * 20

@@ -35,12 +35,14 @@ Eigen::MatrixXd rigid_motions(const InverseDistances& geometry, const PositionsR
         motions.block<3, 1>(3 * a, 3 + k) = Eigen::Vector3d::Unit(k).cross(r);
     }
   }
-  // Orthonormalise, dropping the rotation about the axis of a linear molecule. A molecule within
-  // 1e-5 rad of a straight line counts as linear: a dimer climbs a bend to 180 degrees only to
-  // within rounding, and keeping that vanishing rotation would normalise noise into a "rigid"
-  // direction that is really the second bend.
+  // Orthonormalise, dropping the rotation about the axis of a linear molecule. A molecule whose
+  // atoms lie within 0.01 Å of a line counts as linear (the singular value of that rotation is
+  // the root sum of the atoms' squared distances from the axis): a converged search leaves a
+  // linear saddle bent by up to fmax over the bend's curvature, and keeping that vanishing
+  // rotation would normalise it into a "rigid" direction that is really the second bend.
+  constexpr double kLinearExtent = 0.01;  // Å
   Eigen::JacobiSVD<Eigen::MatrixXd> svd(motions, Eigen::ComputeThinU);
-  const Eigen::Index rank = (svd.singularValues().array() > 1e-5 * svd.singularValues()(0)).count();
+  const Eigen::Index rank = (svd.singularValues().array() > kLinearExtent).count();
   return svd.matrixU().leftCols(rank);
 }
 
